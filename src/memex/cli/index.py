@@ -1,0 +1,109 @@
+"""`memex index`: keep a knowledge base in step with files and folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from memex.cli.kb_resolve import DEFAULT_KB, resolve_kb
+from memex.cli.main import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, run_async, settings_from
+from memex.ingest.folders import IndexSummary, ProgressSink, index_paths
+from memex.runtime import Runtime, open_runtime
+
+_HELP = """Index files or folders (recursively) into a knowledge base, incrementally.
+
+Unchanged files are skipped, changed ones replaced atomically, moved ones recognised by content,
+and files gone from the folder removed.
+
+Exit status: 0 when every file was indexed, 2 when some files failed (each is listed with its
+reason), 1 on a fatal error (a path that does not exist, the database unreachable).
+"""
+
+
+class _BarProgress(ProgressSink):
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task = progress.add_task("scanning", total=None)
+
+    def planned(self, total: int) -> None:
+        self._progress.update(self._task, total=total, description="indexing")
+
+    def advance(self, outcome: str, path: str) -> None:
+        name = Path(path).name if path else ""
+        self._progress.update(self._task, advance=1, description=f"{outcome:>9} {escape(name)[:40]}")
+
+
+def _print_summary(console: Console, summary: IndexSummary) -> None:
+    table = Table(show_header=False, box=None)
+    for label in ("added", "updated", "unchanged", "renamed", "removed", "skipped"):
+        table.add_row(label, str(getattr(summary, label)))
+    table.add_row("failed", f"[red]{len(summary.failed)}[/red]" if summary.failed else "0")
+    console.print(table)
+    for failure in summary.failed:
+        console.print(f"  [red]✗[/red] {escape(failure.path)}: {escape(failure.reason)}", highlight=False)
+    console.print(f"{summary.chunks} chunks embedded in {summary.seconds:.1f} s")
+
+
+async def _index_once(runtime: Runtime, kb_id: object, paths: list[Path], *, json_out: bool, console: Console) -> IndexSummary:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        summary = await index_paths(runtime, kb_id=kb_id, paths=paths, progress=_BarProgress(progress))  # type: ignore[arg-type]
+    if json_out:
+        typer.echo(json.dumps(summary.as_dict()))
+    else:
+        _print_summary(console, summary)
+    return summary
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help=_HELP)
+    def index(
+        ctx: typer.Context,
+        paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+        kb: Annotated[str, typer.Option("--kb", help="Knowledge base name or id (created on first use).")] = DEFAULT_KB,
+        watch: Annotated[bool, typer.Option("--watch", help="Keep watching and re-index changes.")] = False,
+        json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    ) -> None:
+        settings = settings_from(ctx)
+        console = Console(stderr=True)
+        for path in paths:
+            if not path.expanduser().exists():
+                console.print(f"[red]error:[/red] path does not exist: {escape(str(path))}", highlight=False)
+                raise typer.Exit(EXIT_FATAL)
+
+        async def go() -> int:
+            runtime = await open_runtime(settings)
+            try:
+                found = await resolve_kb(runtime, kb, create=True)
+                assert found is not None
+                summary = await _index_once(runtime, found.id, paths, json_out=json_out, console=console)
+                if watch:
+                    await _watch(runtime, found.id, paths, json_out=json_out, console=console)
+                return EXIT_PARTIAL if summary.failed else EXIT_OK
+            finally:
+                await runtime.close()
+
+        raise typer.Exit(run_async(go))
+
+
+async def _watch(runtime: Runtime, kb_id: object, paths: list[Path], *, json_out: bool, console: Console) -> None:
+    import watchfiles
+
+    console.print(f"watching {', '.join(escape(str(p)) for p in paths)} for changes (Ctrl-C to stop)")
+    async for _changes in watchfiles.awatch(*paths, debounce=500):
+        await _index_once(runtime, kb_id, paths, json_out=json_out, console=console)

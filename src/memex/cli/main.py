@@ -1,0 +1,74 @@
+"""`memex`: the entry point. Builds the settings once, and is the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from memex.errors import MemexError
+from memex.settings import Settings
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_PARTIAL = 2
+
+app = typer.Typer(
+    name="memex",
+    help="Memex: a self-hosted knowledge assistant. Index your documents, search them, chat with them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    if ctx.obj is None:
+        try:
+            ctx.obj = Settings()
+        except ValueError as exc:
+            err_console.print(f"[red]error:[/red] invalid configuration: {exc}")
+            raise typer.Exit(EXIT_FATAL) from exc
+    settings: Settings = ctx.obj
+    return settings
+
+
+def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a command's coroutine, turning Memex errors into a message and exit status 1."""
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except MemexError as exc:
+        err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+        raise typer.Exit(EXIT_FATAL) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _register() -> None:
+    from memex.cli import index, migrate, search
+
+    index.register(app)
+    search.register(app)
+    migrate.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    import warnings
+
+    # pgserver asks platformdirs for a runtime dir, which warns when XDG_RUNTIME_DIR is unset (servers, CI).
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""`memex search`."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from memex.cli.kb_resolve import resolve_kb
+from memex.cli.main import run_async, settings_from
+from memex.errors import NotFound
+from memex.kbs.access import Actor
+from memex.runtime import open_runtime
+from memex.search import service
+from memex.search.models import SearchFilters, SearchRequest, SearchResult
+
+_MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
+
+
+def _to_rich(snippet_html: str) -> str:
+    import html
+
+    parts = _MARK.split(snippet_html)
+    # split() alternates plain text and marked text.
+    return "".join(
+        f"[bold yellow]{escape(html.unescape(p))}[/bold yellow]" if i % 2 else escape(html.unescape(p)) for i, p in enumerate(parts)
+    )
+
+
+def _print_results(console: Console, results: list[SearchResult]) -> None:
+    if not results:
+        console.print("no results: try other words, or `memex index PATH` to add documents")
+        return
+    for n, r in enumerate(results, 1):
+        where = " · ".join(x for x in (r.heading, r.location) if x)
+        console.print(f"[bold]{n}. {escape(r.title)}[/bold]  [dim]{r.score:.4f}[/dim]", highlight=False)
+        console.print(f"   [cyan]{escape(r.path)}[/cyan]" + (f"  [dim]{escape(where)}[/dim]" if where else ""), highlight=False)
+        console.print("   " + _to_rich(" ".join(r.snippet.split())), highlight=False)
+        console.print()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def search(
+        ctx: typer.Context,
+        query: Annotated[str, typer.Argument(help='What to look for. Supports file:"*.md", +"must", -"must not".')],
+        kb: Annotated[list[str] | None, typer.Option("--kb", help="Knowledge base name or id (repeatable); default all.")] = None,
+        limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=service.MAX_LIMIT, help="How many results.")] = 10,
+        mode: Annotated[str, typer.Option("--mode", help="hybrid, vector or keyword.")] = "hybrid",
+        file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types (md, pdf...).")] = None,
+        path_prefix: Annotated[str | None, typer.Option("--path", help="Only documents under this path.")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print the same JSON object as GET /api/search.")] = False,
+    ) -> None:
+        """Search indexed documents (hybrid vector + full-text by default)."""
+        settings = settings_from(ctx)
+
+        async def go() -> list[SearchResult]:
+            runtime = await open_runtime(settings)
+            try:
+                kb_ids = []
+                for name in kb or []:
+                    found = await resolve_kb(runtime, name, create=False)
+                    if found is None:
+                        raise NotFound(f"no knowledge base named {name!r}: see `memex kb list`")
+                    kb_ids.append(found.id)
+                request = SearchRequest(
+                    query=query,
+                    limit=limit,
+                    mode=mode,  # type: ignore[arg-type]
+                    filters=SearchFilters(kb_ids=tuple(kb_ids), file_types=tuple(file_type or ()), path_prefix=path_prefix),
+                )
+                return await service.search(runtime, Actor.system(), request)
+            finally:
+                await runtime.close()
+
+        results = run_async(go)
+        if json_out:
+            typer.echo(json.dumps({"results": [r.as_dict() for r in results]}))
+        else:
+            _print_results(Console(), results)

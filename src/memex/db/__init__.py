@@ -1,0 +1,1 @@
+"""Database access: engine, embedded Postgres, tables and migrations."""

@@ -1,0 +1,161 @@
+"""Every table Memex owns, declared once; migrations must produce exactly this schema."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from pgvector.sqlalchemy import Vector
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+
+EMBEDDING_DIMENSION = 384
+
+metadata = sa.MetaData()
+
+_uuid_pk = dict(primary_key=True, server_default=sa.text("gen_random_uuid()"))
+
+
+def _now() -> sa.TextClause:
+    return sa.text("now()")
+
+
+meta = sa.Table(
+    "memex_meta",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", JSONB, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), **_uuid_pk),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=True),
+    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("users_email_key", sa.text("lower(email)"), unique=True),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf_token", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("sessions_user_idx", "user_id"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), **_uuid_pk),
+    sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("key_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("scopes", ARRAY(sa.Text), nullable=False),
+    sa.Column("kb_ids", ARRAY(UUID(as_uuid=True)), nullable=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Index("api_keys_user_idx", "user_id"),
+)
+
+knowledge_bases = sa.Table(
+    "knowledge_bases",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), **_uuid_pk),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    # NULL owner: a KB made by the local CLI, readable by admins.
+    sa.Column("owner_id", UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("is_personal", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.UniqueConstraint("owner_id", "name", name="knowledge_bases_owner_name_key", postgresql_nulls_not_distinct=True),
+)
+
+kb_members = sa.Table(
+    "kb_members",
+    metadata,
+    sa.Column("kb_id", UUID(as_uuid=True), sa.ForeignKey("knowledge_bases.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.CheckConstraint("role IN ('owner', 'editor', 'viewer')", name="kb_members_role_check"),
+    sa.Index("kb_members_user_idx", "user_id"),
+)
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+)
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), **_uuid_pk),
+    sa.Column("kb_id", UUID(as_uuid=True), sa.ForeignKey("knowledge_bases.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("source_path", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("mime", sa.Text, nullable=False),
+    sa.Column("file_type", sa.Text, nullable=False),
+    sa.Column("sha256", sa.Text, sa.ForeignKey("blobs.sha256"), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="queued"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("chunk_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("modified_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("indexed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('queued', 'indexing', 'indexed', 'failed')", name="documents_status_check"),
+    sa.UniqueConstraint("kb_id", "source_path", name="documents_kb_path_key"),
+    sa.Index("documents_sha256_idx", "kb_id", "sha256"),
+)
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("document_id", UUID(as_uuid=True), sa.ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kb_id", UUID(as_uuid=True), sa.ForeignKey("knowledge_bases.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("ordinal", sa.Integer, nullable=False),
+    sa.Column("heading", sa.Text, nullable=False, server_default=""),
+    # "Title › Heading › Subheading": embedded with the text and weighted highest in full-text search.
+    sa.Column("context", sa.Text, nullable=False, server_default=""),
+    sa.Column("location", sa.Text, nullable=False, server_default=""),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("token_count", sa.Integer, nullable=False),
+    sa.Column("embedding", Vector(EMBEDDING_DIMENSION), nullable=False),
+    sa.Column(
+        "tsv",
+        TSVECTOR,
+        sa.Computed(
+            "setweight(to_tsvector('english'::regconfig, context), 'A') || "
+            "setweight(to_tsvector('english'::regconfig, text), 'B')",
+            persisted=True,
+        ),
+    ),
+    sa.Index(
+        "chunks_embedding_hnsw",
+        "embedding",
+        postgresql_using="hnsw",
+        postgresql_with={"m": 16, "ef_construction": 64},
+        postgresql_ops={"embedding": "vector_cosine_ops"},
+    ),
+    sa.Index("chunks_tsv_gin", "tsv", postgresql_using="gin"),
+    sa.Index("chunks_document_idx", "document_id", "ordinal", unique=True),
+    sa.Index("chunks_kb_idx", "kb_id"),
+)

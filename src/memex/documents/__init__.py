@@ -1,0 +1,1 @@
+"""Documents, their original bytes (blobs) and their chunks."""

@@ -1,0 +1,185 @@
+"""All SQL about documents, blobs and chunks. Writes of one document happen in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from memex.documents.models import Document, StoredFile
+from memex.embeddings.base import Vectors
+from memex.ingest.chunking import Chunk
+
+DOCUMENT_COLUMNS = (
+    "d.id, d.kb_id, d.source_path, d.title, d.mime, d.file_type, d.sha256, d.size, d.status, d.error, "
+    "d.chunk_count, d.modified_at, d.created_at, d.updated_at, d.indexed_at"
+)
+
+
+async def files_under(conn: AsyncConnection, *, kb_id: uuid.UUID, prefix: str) -> list[StoredFile]:
+    """Documents of a KB whose source path is `prefix` or lies beneath it."""
+    rows = await conn.execute(
+        sa.text(
+            "SELECT id, source_path, sha256, status FROM documents "
+            "WHERE kb_id = :kb_id AND (source_path = :prefix OR starts_with(source_path, :under))"
+        ),
+        {"kb_id": kb_id, "prefix": prefix, "under": prefix.rstrip("/") + "/"},
+    )
+    return [StoredFile(id=r.id, source_path=r.source_path, sha256=r.sha256, status=r.status) for r in rows]
+
+
+async def put_blob(conn: AsyncConnection, *, sha256: str, data: bytes) -> None:
+    await conn.execute(
+        sa.text("INSERT INTO blobs (sha256, data, size) VALUES (:sha256, :data, :size) ON CONFLICT (sha256) DO NOTHING"),
+        {"sha256": sha256, "data": data, "size": len(data)},
+    )
+
+
+async def upsert_document(
+    conn: AsyncConnection,
+    *,
+    kb_id: uuid.UUID,
+    source_path: str,
+    title: str,
+    mime: str,
+    file_type: str,
+    sha256: str,
+    size: int,
+    status: str,
+    modified_at: datetime | None,
+    metadata: str = "{}",
+) -> uuid.UUID:
+    """Insert or update the row for (kb, source path); returns its id."""
+    row = await conn.execute(
+        sa.text(
+            "INSERT INTO documents (kb_id, source_path, title, mime, file_type, sha256, size, status, metadata, modified_at) "
+            "VALUES (:kb_id, :source_path, :title, :mime, :file_type, :sha256, :size, :status, CAST(:metadata AS jsonb), :modified_at) "
+            "ON CONFLICT ON CONSTRAINT documents_kb_path_key DO UPDATE SET "
+            "title = EXCLUDED.title, mime = EXCLUDED.mime, file_type = EXCLUDED.file_type, sha256 = EXCLUDED.sha256, "
+            "size = EXCLUDED.size, status = EXCLUDED.status, metadata = EXCLUDED.metadata, "
+            "modified_at = EXCLUDED.modified_at, error = NULL, updated_at = now() "
+            "RETURNING id"
+        ),
+        {
+            "kb_id": kb_id,
+            "source_path": source_path,
+            "title": title,
+            "mime": mime,
+            "file_type": file_type,
+            "sha256": sha256,
+            "size": size,
+            "status": status,
+            "metadata": metadata,
+            "modified_at": modified_at,
+        },
+    )
+    return row.scalar_one()
+
+
+async def replace_chunks(
+    conn: AsyncConnection, *, document_id: uuid.UUID, kb_id: uuid.UUID, chunks: Sequence[Chunk], vectors: Vectors
+) -> None:
+    """Swap a document's chunks for new ones (in the caller's transaction) and mark it indexed."""
+    await conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
+    await copy_chunks(conn, rows=((document_id, kb_id, chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True)))
+    await conn.execute(
+        sa.text(
+            "UPDATE documents SET status = 'indexed', error = NULL, chunk_count = :n, indexed_at = now(), updated_at = now() "
+            "WHERE id = :id"
+        ),
+        {"id": document_id, "n": len(chunks)},
+    )
+
+
+async def copy_chunks(conn: AsyncConnection, *, rows: object) -> None:
+    """Bulk-load chunk rows with COPY: (document_id, kb_id, Chunk, vector) tuples."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    async with driver.cursor() as cur:
+        async with cur.copy(
+            "COPY chunks (document_id, kb_id, ordinal, heading, context, location, text, token_count, embedding) FROM STDIN"
+        ) as copy:
+            for document_id, kb_id, chunk, vector in rows:  # type: ignore[attr-defined]
+                await copy.write_row(
+                    (
+                        document_id,
+                        kb_id,
+                        chunk.ordinal,
+                        chunk.heading,
+                        chunk.context,
+                        chunk.location,
+                        chunk.text.replace("\x00", ""),
+                        chunk.token_count,
+                        vector_literal(vector),
+                    )
+                )
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(np.char.mod("%.7g", vector).tolist()) + "]"
+
+
+async def rename(conn: AsyncConnection, *, document_id: uuid.UUID, source_path: str, modified_at: datetime | None) -> None:
+    await conn.execute(
+        sa.text("UPDATE documents SET source_path = :path, modified_at = :mtime, updated_at = now() WHERE id = :id"),
+        {"id": document_id, "path": source_path, "mtime": modified_at},
+    )
+
+
+async def delete(conn: AsyncConnection, *, document_ids: Sequence[uuid.UUID]) -> None:
+    """Delete documents (chunks go with them) and any blob no document uses any more."""
+    if not document_ids:
+        return
+    shas = await conn.execute(
+        sa.text("DELETE FROM documents WHERE id = ANY(:ids) RETURNING sha256"), {"ids": list(document_ids)}
+    )
+    await delete_orphan_blobs(conn, shas=[r.sha256 for r in shas])
+
+
+async def delete_orphan_blobs(conn: AsyncConnection, *, shas: Sequence[str]) -> None:
+    await conn.execute(
+        sa.text(
+            "DELETE FROM blobs b WHERE b.sha256 = ANY(:shas) "
+            "AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.sha256 = b.sha256)"
+        ),
+        {"shas": list(set(shas))},
+    )
+
+
+async def get(conn: AsyncConnection, *, document_id: uuid.UUID, kb_condition: str, params: dict[str, object]) -> Document | None:
+    """A document, if its KB satisfies `kb_condition` (from kbs.access.kb_filter on column d.kb_id)."""
+    row = (
+        await conn.execute(
+            sa.text(f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.id = :document_id AND {kb_condition}"),
+            params | {"document_id": document_id},
+        )
+    ).first()
+    return Document.from_row(row) if row else None
+
+
+async def list_in_kb(conn: AsyncConnection, *, kb_id: uuid.UUID, limit: int = 1000, offset: int = 0) -> list[Document]:
+    rows = await conn.execute(
+        sa.text(
+            f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.kb_id = :kb_id "
+            "ORDER BY d.source_path LIMIT :limit OFFSET :offset"
+        ),
+        {"kb_id": kb_id, "limit": limit, "offset": offset},
+    )
+    return [Document.from_row(r) for r in rows]
+
+
+async def blob(conn: AsyncConnection, *, sha256: str) -> bytes | None:
+    row = (await conn.execute(sa.text("SELECT data FROM blobs WHERE sha256 = :sha"), {"sha": sha256})).first()
+    return bytes(row.data) if row else None
+
+
+async def mark_status(conn: AsyncConnection, *, document_id: uuid.UUID, status: str, error: str | None = None) -> None:
+    await conn.execute(
+        sa.text("UPDATE documents SET status = :status, error = :error, updated_at = now() WHERE id = :id"),
+        {"id": document_id, "status": status, "error": error},
+    )

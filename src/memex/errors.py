@@ -1,0 +1,106 @@
+"""Errors that Memex raises on purpose, each with the message a user sees.
+
+MemexError
+ ├── InvalidInput (400)            ├── ParseError: a file could not be read as its type
+ │    ├── QueryTooLong (400)       ├── UnsupportedFileType (415)
+ ├── AuthenticationRequired (401)  ├── FileTooLarge (413)
+ ├── PermissionDenied (403)        ├── NotFound (404)
+ ├── Conflict (409)                ├── RateLimited (429)
+ ├── ConfigurationError            ├── DatabaseUnavailable (503)
+ └── EmbeddingModelMismatch        └── ServiceUnavailable (503)
+
+Services raise these; only `api/errors.py` and `cli/main.py` turn them into HTTP statuses and exit codes.
+A class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+
+class MemexError(Exception):
+    """Something went wrong in Memex."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        super().__init__(self.message)
+
+
+class InvalidInput(MemexError):
+    """The request is not valid."""
+
+    status_code = 400
+
+
+class QueryTooLong(InvalidInput):
+    """The query is too long: shorten it and try again."""
+
+
+class ParseError(MemexError):
+    """The file could not be parsed."""
+
+    status_code = 422
+
+
+class UnsupportedFileType(MemexError):
+    """This file type is not supported."""
+
+    status_code = 415
+
+
+class FileTooLarge(MemexError):
+    """The file is larger than the upload limit (MEMEX_MAX_UPLOAD_MB)."""
+
+    status_code = 413
+
+
+class AuthenticationRequired(MemexError):
+    """Authentication required: log in, or send 'Authorization: Bearer <api key>'."""
+
+    status_code = 401
+
+
+class PermissionDenied(MemexError):
+    """You do not have permission to do this."""
+
+    status_code = 403
+
+
+class NotFound(MemexError):
+    """Not found."""
+
+    status_code = 404
+
+
+class Conflict(MemexError):
+    """This conflicts with something that already exists."""
+
+    status_code = 409
+
+
+class RateLimited(MemexError):
+    """Too many requests: wait a moment and try again."""
+
+    status_code = 429
+
+
+class ConfigurationError(MemexError):
+    """Memex is not configured correctly."""
+
+    status_code = 500
+
+
+class DatabaseUnavailable(MemexError):
+    """The database is unreachable: check MEMEX_DATABASE_URL, or that the data folder is writable."""
+
+    status_code = 503
+
+
+class ServiceUnavailable(MemexError):
+    """A service Memex depends on is unavailable."""
+
+    status_code = 503
+
+
+class EmbeddingModelMismatch(ConfigurationError):
+    """The database was indexed with another embedding model: run `memex reembed` to rebuild embeddings."""

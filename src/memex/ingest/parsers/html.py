@@ -1,0 +1,145 @@
+"""HTML: page chrome and scripts dropped, the rest split into sections at h1-h6 (selectolax, Lexbor)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import PurePath
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from memex.ingest.detect import decode_text
+from memex.ingest.models import ParsedDocument, Section
+from memex.ingest.parsers.outline import Outline
+
+# Navigation, chrome and executable content repeat on every page or are not prose; indexing them adds noise.
+DROPPED_TAGS = (
+    "script",
+    "style",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "noscript",
+    "template",
+    "svg",
+    "form",
+    "iframe",
+    "object",
+    "embed",
+)
+_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+_BLOCKS = frozenset(
+    {"p", "div", "section", "article", "main", "blockquote", "li", "dd", "dt", "dl", "figure", "figcaption"}
+    | {"address", "details", "summary", "center", "fieldset", "hr", "caption"}
+)
+_LISTS = frozenset({"ul", "ol"})
+_META_NAMES = frozenset({"description", "author", "keywords"})
+_SPACES = re.compile(r"\s+")
+
+
+def parse(data: bytes, name: str) -> ParsedDocument:
+    """Parse HTML: title from <title>, else the first h1, else the file stem; sections from headings."""
+    tree = LexborHTMLParser(decode_text(data))
+    metadata = _metadata(tree)
+    tree.strip_tags(list(DROPPED_TAGS), recursive=True)
+    walker = _Walker()
+    if tree.body is not None:
+        walker.walk(tree.body)
+    title_node = tree.css_first("title")
+    first_h1 = tree.css_first("h1")
+    title = (
+        (_collapse(title_node.text()) if title_node else "")
+        or (_collapse(first_h1.text()) if first_h1 else "")
+        or PurePath(name).stem
+    )
+    return ParsedDocument(title=title, sections=walker.sections(), metadata=metadata)
+
+
+class _Walker:
+    """Walks the body in document order, turning runs of inline text into blocks of an Outline."""
+
+    def __init__(self) -> None:
+        self._outline = Outline()
+        self._inline: list[str] = []
+        self._headings_seen: Counter[str] = Counter()
+
+    def sections(self) -> tuple[Section, ...]:
+        self._flush()
+        return self._outline.sections()
+
+    def walk(self, node: LexborNode) -> None:
+        for child in node.iter(include_text=True):
+            tag = child.tag or ""
+            if tag == "-text":
+                self._inline.append(_SPACES.sub(" ", child.text(deep=False)))
+            elif tag == "br":
+                self._inline.append("\n")
+            elif tag in _HEADINGS:
+                self._flush()
+                self._headings_seen[tag] += 1
+                where = f"element {tag}[{self._headings_seen[tag]}]"
+                self._outline.heading(_HEADINGS[tag], _collapse(child.text()), where)
+            elif tag == "pre":
+                self._flush()
+                self._outline.add(child.text(), "element body")
+            elif tag == "table":
+                self._flush()
+                self._outline.add(_table_text(child), "element body")
+            elif tag in _LISTS:
+                self._flush()
+                self._outline.add("\n".join(_list_lines(child, depth=0)), "element body")
+            elif tag in _BLOCKS:
+                self._flush()
+                self.walk(child)
+                self._flush()
+            elif not tag.startswith("-"):
+                self.walk(child)  # inline element: its text joins the current run
+
+    def _flush(self) -> None:
+        lines = (line.strip() for line in "".join(self._inline).split("\n"))
+        self._outline.add("\n".join(line for line in lines if line), "element body")
+        self._inline = []
+
+
+def _table_text(table: LexborNode) -> str:
+    rows = []
+    for row in table.css("tr"):
+        cells = [_collapse(cell.text()) for cell in row.iter() if cell.tag in ("td", "th")]
+        rows.append(" | ".join(cells))
+    return "\n".join(row for row in rows if row.strip(" |"))
+
+
+def _list_lines(list_node: LexborNode, *, depth: int) -> list[str]:
+    lines: list[str] = []
+    for item in list_node.iter():
+        if item.tag != "li":
+            continue
+        own: list[str] = []
+        nested: list[str] = []
+        for part in item.iter(include_text=True):
+            if part.tag in _LISTS:
+                nested += _list_lines(part, depth=depth + 1)
+            else:
+                own.append(part.text())
+        lines.append("  " * depth + "- " + _collapse("".join(own)))
+        lines += nested
+    return lines
+
+
+def _metadata(tree: LexborHTMLParser) -> dict[str, object]:
+    metadata: dict[str, object] = {}
+    for meta in tree.css("meta[name]"):
+        key = (meta.attributes.get("name") or "").lower()
+        content = meta.attributes.get("content")
+        if key in _META_NAMES and content:
+            metadata[key] = content.strip()
+    root = tree.css_first("html")
+    lang = root.attributes.get("lang") if root is not None else None
+    if lang:
+        metadata["lang"] = lang
+    return metadata
+
+
+def _collapse(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()

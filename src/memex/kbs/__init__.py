@@ -1,0 +1,1 @@
+"""Knowledge bases, their members and roles, and the rules of who may see what."""

@@ -1,0 +1,89 @@
+"""What a running Memex process holds: settings, the database engine, the embedder. Built once, passed down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from memex.db import migrate
+from memex.db.embedded import EmbeddedPostgres
+from memex.db.engine import create_engine
+from memex.embeddings import build_embedder
+from memex.embeddings.base import Embedder
+from memex.errors import DatabaseUnavailable, EmbeddingModelMismatch
+from memex.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    database_url: str
+    embedded: EmbeddedPostgres | None = None
+    _embedder: Embedder | None = field(default=None, repr=False)
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded on first use and then kept for the life of the process."""
+        if self._embedder is None:
+            self._embedder = build_embedder(self.settings)
+        return self._embedder
+
+    async def load_embedder(self) -> Embedder:
+        return await asyncio.to_thread(lambda: self.embedder)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The database to use: MEMEX_DATABASE_URL, or the embedded server (started if needed)."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value(), None
+    embedded = EmbeddedPostgres(settings.data_dir)
+    embedded.ensure_database()
+    return embedded.url(), embedded
+
+
+async def open_runtime(settings: Settings, *, check_model: bool = True) -> Runtime:
+    """Connect (starting the embedded server if needed), migrate under the advisory lock, check the model."""
+    url, embedded = await asyncio.to_thread(resolve_database_url, settings)
+    try:
+        await asyncio.to_thread(migrate.upgrade, url)
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot reach the database: {exc.orig}") from exc
+    runtime = Runtime(settings=settings, engine=create_engine(url), database_url=url, embedded=embedded)
+    if check_model:
+        await check_embedding_model(runtime)
+    return runtime
+
+
+_MODEL_KEY = "embedding_model"
+
+
+async def check_embedding_model(runtime: Runtime) -> None:
+    """Record the model on first use; refuse to run against vectors made by another model."""
+    wanted = {"name": runtime.settings.embedding_model, "dimension": runtime.settings.embedding_dimension}
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO memex_meta (key, value) VALUES (:key, CAST(:value AS jsonb)) ON CONFLICT (key) DO NOTHING"
+            ),
+            {"key": _MODEL_KEY, "value": _json(wanted)},
+        )
+        stored = (await conn.execute(sa.text("SELECT value FROM memex_meta WHERE key = :key"), {"key": _MODEL_KEY})).scalar_one()
+    if stored != wanted:
+        raise EmbeddingModelMismatch(
+            f"the database holds embeddings from {stored['name']} ({stored['dimension']} dimensions) but Memex is "
+            f"configured for {wanted['name']} ({wanted['dimension']}): run `memex reembed` to rebuild them, "
+            "or set MEMEX_EMBEDDING_MODEL back"
+        )
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,1 @@
+"""Hybrid retrieval: vector and full-text search fused by reciprocal rank."""

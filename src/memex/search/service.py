@@ -1,0 +1,99 @@
+"""Search: validate the request, resolve what the caller may read, embed the query, run the SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+
+from memex.documents.store import vector_literal
+from memex.errors import InvalidInput, NotFound, QueryTooLong
+from memex.kbs import store as kbs
+from memex.kbs.access import Actor
+from memex.runtime import Runtime
+from memex.search import store
+from memex.search.models import MODES, SearchRequest, SearchResult
+from memex.search.query import glob_to_regex, parse_query, word_regex
+
+MAX_LIMIT = 200
+_MIN_CANDIDATES = 40
+
+
+def candidates_for(limit: int) -> int:
+    """How deep each list is read before fusion: deeper lists let a result strong in one list still surface."""
+    return max(_MIN_CANDIDATES, limit * 4)
+
+
+async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list[SearchResult]:
+    """Hybrid, vector or keyword search over the KBs the actor may read."""
+    settings = runtime.settings
+    if len(request.query) > settings.max_query_chars:
+        raise QueryTooLong(
+            f"the query is {len(request.query)} characters long; the limit is {settings.max_query_chars} (MEMEX_MAX_QUERY_CHARS)"
+        )
+    if request.mode not in MODES:
+        raise InvalidInput(f"unknown search mode {request.mode!r}: use one of {', '.join(MODES)}")
+    if not 1 <= request.limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+    parsed = parse_query(request.query)
+    if not parsed.text and not parsed.required:
+        raise InvalidInput("the query is empty: type some words to search for")
+
+    async with runtime.engine.connect() as conn:
+        readable = {kb.id for kb in await kbs.list_for(conn, actor)}
+    wanted = set(request.filters.kb_ids)
+    if wanted - readable:
+        # Same answer for "does not exist" and "not yours", so ids cannot be probed.
+        raise NotFound("knowledge base not found")
+    kb_ids = sorted(wanted or readable)
+    if not kb_ids:
+        return []
+
+    vector = None
+    if request.mode != "keyword":
+        embedder = runtime.embedder
+        vector = vector_literal(await asyncio.to_thread(embedder.embed_query, parsed.text or " ".join(parsed.required)))
+
+    f = request.filters
+    filters = store.SqlFilters(
+        kb_ids=kb_ids,
+        file_types=[t.lower().lstrip(".") for t in f.file_types] or None,
+        path_prefix=f.path_prefix,
+        modified_after=f.modified_after,
+        modified_before=f.modified_before,
+        file_globs=[glob_to_regex(g) for g in parsed.file_globs] or None,
+        required=[word_regex(w) for w in parsed.required] or None,
+        excluded=[word_regex(w) for w in parsed.excluded] or None,
+    )
+    async with runtime.engine.begin() as conn:
+        rows = await store.search(
+            conn,
+            mode=request.mode,
+            filters=filters,
+            query_text=parsed.text or " ".join(parsed.required),
+            query_vector=vector,
+            limit=request.limit,
+            candidates=candidates_for(request.limit),
+            ef_search=settings.hnsw_ef_search,
+            exact=request.exact,
+        )
+    return [
+        SearchResult(
+            chunk_id=r.chunk_id,
+            document_id=r.document_id,
+            kb=r.kb_id,
+            kb_name=r.kb_name,
+            title=r.title,
+            path=r.source_path,
+            heading=r.heading,
+            location=r.location,
+            text=r.text,
+            snippet=highlight_html(r.snippet),
+            score=float(r.score),
+        )
+        for r in rows
+    ]
+
+
+def highlight_html(snippet: str) -> str:
+    """Escape the snippet for HTML, then turn the match sentinels into <mark> tags."""
+    return html.escape(snippet).replace(store.MARK_START, "<mark>").replace(store.MARK_END, "</mark>")

@@ -1,0 +1,145 @@
+"""The hybrid search SQL: vector top-k (HNSW) and full-text top-k, fused by reciprocal rank in one query.
+
+Conditions are chosen from fixed fragments below; every value travels as a bind parameter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from memex.search.models import Mode
+
+# Reciprocal rank fusion constant (Cormack et al. 2009); 60 is the published default and measured well here.
+RRF_K = 60
+# Sentinels that ts_headline wraps matches in; replaced by <mark> after the text is HTML-escaped.
+MARK_START = "\x02"
+MARK_END = "\x03"
+
+_CHUNK_FILTERS = {
+    "kbs": "c.kb_id = ANY(:kb_ids)",
+}
+_DOCUMENT_FILTERS = {
+    "file_types": "d.file_type = ANY(:file_types)",
+    "path_prefix": "starts_with(d.source_path, :path_prefix)",
+    "modified_after": "coalesce(d.modified_at, d.created_at) >= :modified_after",
+    "modified_before": "coalesce(d.modified_at, d.created_at) < :modified_before",
+    "file_globs": "d.source_path ~ ANY(:file_globs)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SqlFilters:
+    """Filter values as bind parameters; None or empty means no such filter."""
+
+    kb_ids: list[uuid.UUID]
+    file_types: list[str] | None = None
+    path_prefix: str | None = None
+    modified_after: object = None
+    modified_before: object = None
+    file_globs: list[str] | None = None
+    required: list[str] | None = None
+    excluded: list[str] | None = None
+
+    def where(self) -> tuple[str, dict[str, object]]:
+        params: dict[str, object] = {"kb_ids": self.kb_ids}
+        clauses = [_CHUNK_FILTERS["kbs"]]
+        doc_clauses = []
+        for name, fragment in _DOCUMENT_FILTERS.items():
+            value = getattr(self, name)
+            if value:
+                params[name] = value
+                doc_clauses.append(fragment)
+        if doc_clauses:
+            clauses.append("c.document_id IN (SELECT d.id FROM documents d WHERE " + " AND ".join(doc_clauses) + ")")
+        for i, pattern in enumerate(self.required or []):
+            params[f"req{i}"] = pattern
+            clauses.append(f"c.text ~* :req{i}")
+        for i, pattern in enumerate(self.excluded or []):
+            params[f"exc{i}"] = pattern
+            clauses.append(f"c.text !~* :exc{i}")
+        return " AND ".join(clauses), params
+
+
+_VECTOR_CTE = """
+vec AS (
+  SELECT id, row_number() OVER (ORDER BY dist) AS rank, 1 - dist AS score FROM (
+    SELECT c.id, c.embedding <=> CAST(:qvec AS vector) AS dist
+    FROM chunks c WHERE {where}
+    ORDER BY c.embedding <=> CAST(:qvec AS vector) LIMIT :k
+  ) v
+)"""
+
+_KEYWORD_CTE = """
+q AS (SELECT websearch_to_tsquery('english', :qtext) AS query),
+kw AS (
+  SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank, score FROM (
+    SELECT c.id, ts_rank_cd(c.tsv, q.query, 1) AS score
+    FROM chunks c, q WHERE c.tsv @@ q.query AND {where}
+    ORDER BY score DESC, c.id LIMIT :k
+  ) t
+)"""
+
+_FUSED = {
+    "hybrid": """
+fused AS (
+  SELECT id, sum(1.0 / (:rrf_k + rank)) AS score
+  FROM (SELECT id, rank FROM vec UNION ALL SELECT id, rank FROM kw) r
+  GROUP BY id ORDER BY score DESC, id LIMIT :limit
+)""",
+    "vector": "fused AS (SELECT id, score FROM vec ORDER BY rank LIMIT :limit)",
+    "keyword": "fused AS (SELECT id, score FROM kw ORDER BY rank LIMIT :limit)",
+}
+
+_SELECT = """
+SELECT c.id AS chunk_id, c.document_id, c.kb_id, kb.name AS kb_name, d.title, d.source_path, c.heading, c.location,
+       c.text, f.score, {snippet} AS snippet
+FROM fused f
+JOIN chunks c ON c.id = f.id
+JOIN documents d ON d.id = c.document_id
+JOIN knowledge_bases kb ON kb.id = c.kb_id
+ORDER BY f.score DESC, c.id"""
+
+_HEADLINE = (
+    "ts_headline('english', c.text, (SELECT query FROM q), "
+    "'StartSel=\x02, StopSel=\x03, MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=\" … \"')"
+)
+_PLAIN_SNIPPET = "left(c.text, 300)"
+
+
+def search_sql(mode: Mode, where: str) -> str:
+    ctes = []
+    if mode in ("hybrid", "vector"):
+        ctes.append(_VECTOR_CTE.format(where=where))
+    if mode in ("hybrid", "keyword"):
+        ctes.append(_KEYWORD_CTE.format(where=where))
+    else:
+        ctes.append("q AS (SELECT websearch_to_tsquery('english', :qtext) AS query)")
+    ctes.append(_FUSED[mode])
+    snippet = _HEADLINE if mode != "vector" else _PLAIN_SNIPPET
+    return "WITH " + ",".join(ctes) + _SELECT.format(snippet=snippet)
+
+
+async def search(
+    conn: AsyncConnection,
+    *,
+    mode: Mode,
+    filters: SqlFilters,
+    query_text: str,
+    query_vector: str | None,
+    limit: int,
+    candidates: int,
+    ef_search: int,
+    exact: bool = False,
+) -> list[sa.Row[tuple[object, ...]]]:
+    """Run one search inside the caller's transaction (the planner settings below are local to it)."""
+    where, params = filters.where()
+    await conn.execute(sa.text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(ef_search, candidates))})
+    if exact:
+        await conn.execute(sa.text("SELECT set_config('enable_indexscan', 'off', true)"))
+    params |= {"qtext": query_text, "qvec": query_vector, "k": candidates, "limit": limit, "rrf_k": RRF_K}
+    result = await conn.execute(sa.text(search_sql(mode, where)), params)
+    return list(result)
