@@ -23,7 +23,7 @@ def parse(data: bytes, name: str) -> ParsedDocument:
     try:
         root = orgparse.loads(source)
         sections = [_section(node) for node in root]
-    except (ValueError, IndexError, KeyError, AttributeError) as exc:
+    except (ValueError, IndexError, KeyError) as exc:
         raise ParseError(f"could not parse Org outline: {exc}") from exc
     metadata: dict[str, object] = {key.lower(): value for key, value in _KEYWORD.findall(root.body) if value}
     title = str(metadata.get("title") or "").strip() or PurePath(name).stem

@@ -1,0 +1,63 @@
+"""Liveness and readiness probes (public)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from memex.api.deps import RuntimeDep
+
+router = APIRouter(prefix="/api/health", tags=["health"])
+
+
+@router.get("")
+async def live() -> dict[str, str]:
+    """Liveness: the process is up and serving."""
+    return {"status": "ok"}
+
+
+async def _check(name: str, probe: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(probe(), timeout=5)
+        ok = True
+    except Exception as exc:  # a probe reports any failure as not ready, whatever raised it
+        detail, ok = f"{type(exc).__name__}: {exc}", False
+    return {"name": name, "ok": ok, "latency_ms": round((time.perf_counter() - started) * 1000, 2), "detail": detail}
+
+
+@router.get("/ready")
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    """Readiness: database, embedder and job queue each report ok, latency and detail; 503 if one fails."""
+
+    async def database() -> str:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return "reachable"
+
+    async def embedder() -> str:
+        emb = await runtime.load_embedder()
+        await asyncio.to_thread(emb.embed_query, "readiness probe")
+        return f"{emb.name} ({emb.dimension} dimensions)"
+
+    async def jobs() -> str:
+        async with runtime.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT count(*) FILTER (WHERE status = 'todo') AS queued, "
+                        "count(*) FILTER (WHERE status = 'doing') AS running FROM procrastinate_jobs"
+                    )
+                )
+            ).one()
+        return f"{row.queued} queued, {row.running} running"
+
+    checks = await asyncio.gather(_check("database", database), _check("embedder", embedder), _check("jobs", jobs))
+    ok = all(c["ok"] for c in checks)
+    body = {"status": "ok" if ok else "unavailable", "components": {c.pop("name"): c for c in checks}}
+    return JSONResponse(body, status_code=200 if ok else 503)

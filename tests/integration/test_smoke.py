@@ -1,0 +1,8 @@
+from memex.runtime import Runtime
+import sqlalchemy as sa
+
+
+async def test_runtime_opens_migrated_database(runtime: Runtime) -> None:
+    async with runtime.engine.connect() as conn:
+        n = (await conn.execute(sa.text("SELECT count(*) FROM chunks"))).scalar_one()
+    assert n == 0
