@@ -1,0 +1,142 @@
+"""Hybrid search: modes, filters, the in-query syntax, snippets, and access scoping."""
+
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from memex.errors import InvalidInput, NotFound, QueryTooLong
+from memex.ingest.folders import index_paths
+from memex.kbs import store as kbs
+from memex.kbs.access import Actor
+from memex.runtime import Runtime
+from memex.search import service
+from memex.search.models import SearchFilters, SearchRequest
+from tests.conftest import DATA
+
+EXTRA = {
+    "zebra.md": "# Zebras\n\nZebras have black and white stripes. Each zebra's stripe pattern is unique.\n",
+    "cats.txt": "Cats sleep most of the day.\n\nA cat purrs when content, and sometimes when stressed.\n",
+    "draft.md": "# Draft about zebras\n\nThis draft mentions zebras and horses, and is unfinished.\n",
+    "unicode.md": "# Straßenbahn\n\nDie Straßenbahn in 東京 ist überfüllt.\n",
+}
+
+
+@pytest.fixture
+async def indexed(runtime: Runtime, tmp_path: Path) -> dict[str, uuid.UUID]:
+    main = tmp_path / "main"
+    main.mkdir()
+    for name in ("sample.md", "sample.pdf", "sample.html", "sample.txt"):
+        shutil.copy(DATA / name, main / name)
+    for name, text in EXTRA.items():
+        (main / name).write_text(text)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "otters.md").write_text("# Otters\n\nSea otters hold hands while they sleep so they do not drift apart.\n")
+    async with runtime.engine.begin() as conn:
+        main_kb = (await kbs.create(conn, name="main", owner_id=None)).id
+        other_kb = (await kbs.create(conn, name="other", owner_id=None)).id
+    for kb_id, folder in ((main_kb, main), (other_kb, other)):
+        summary = await index_paths(runtime, kb_id=kb_id, paths=[folder])
+        assert summary.failed == []
+    return {"main": main_kb, "other": other_kb}
+
+
+async def _search(runtime: Runtime, query: str, **kwargs: object) -> list[str]:
+    filters = kwargs.pop("filters", SearchFilters())
+    results = await service.search(runtime, Actor.system(), SearchRequest(query=query, filters=filters, **kwargs))  # type: ignore[arg-type]
+    return [Path(r.path).name for r in results]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+async def test_each_mode_finds_the_obvious_document(runtime: Runtime, indexed: dict[str, uuid.UUID], mode: str) -> None:
+    names = await _search(runtime, "zebra stripes", mode=mode, limit=3)
+    assert names[0] in {"zebra.md", "draft.md"}
+
+
+async def test_vector_mode_finds_meaning_without_shared_words(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    assert (await _search(runtime, "feline napping habits", mode="vector", limit=1)) == ["cats.txt"]
+    assert await _search(runtime, "feline napping habits", mode="keyword") == []
+
+
+async def test_results_carry_location_and_highlighted_snippet(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    results = await service.search(runtime, Actor.system(), SearchRequest(query="purrs", limit=1))
+    top = results[0]
+    assert Path(top.path).name == "cats.txt"
+    assert "<mark>purrs</mark>" in top.snippet
+    assert top.kb == indexed["main"] and top.kb_name == "main"
+    assert top.score > 0 and top.location.startswith("line")
+
+
+async def test_pdf_results_name_their_page(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    results = await service.search(
+        runtime, Actor.system(), SearchRequest(query="backup", limit=20, filters=SearchFilters(file_types=("pdf",)))
+    )
+    assert results and all(r.path.endswith(".pdf") and r.location.startswith("page ") for r in results)
+
+
+async def test_kb_filter(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    assert await _search(runtime, "otters sleep", filters=SearchFilters(kb_ids=(indexed["other"],))) == ["otters.md"]
+    assert "otters.md" not in await _search(runtime, "otters sleep", filters=SearchFilters(kb_ids=(indexed["main"],)))
+
+
+async def test_path_prefix_and_date_filters(runtime: Runtime, indexed: dict[str, uuid.UUID], tmp_path: Path) -> None:
+    assert await _search(runtime, "otters", mode="keyword", filters=SearchFilters(path_prefix=str(tmp_path / "other"))) == [
+        "otters.md"
+    ]
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert await _search(runtime, "zebra", filters=SearchFilters(modified_after=future)) == []
+    assert await _search(runtime, "zebra", mode="keyword", filters=SearchFilters(modified_before=future))
+
+
+async def test_in_query_syntax(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    assert set(await _search(runtime, 'zebras file:"*.md"', mode="keyword")) == {"zebra.md", "draft.md"}
+    assert await _search(runtime, "zebras -draft", mode="keyword") == ["zebra.md"]
+    assert await _search(runtime, 'animals +"horses"') == ["draft.md"]
+    assert await _search(runtime, 'zebras file:"*.txt"', mode="keyword") == []
+    assert set(await _search(runtime, 'zebras file:"*.txt"')) <= {"cats.txt", "sample.txt"}
+
+
+async def test_unicode_required_and_excluded_words(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    assert await _search(runtime, "+überfüllt") == ["unicode.md"]
+    assert await _search(runtime, "+ÜBERFÜLLT") == ["unicode.md"]  # case-insensitive beyond ASCII
+    assert await _search(runtime, "+überfüll") == []  # whole words only
+    assert "unicode.md" in await _search(runtime, "Straßenbahn", limit=20)
+    assert "unicode.md" not in await _search(runtime, 'Straßenbahn -"東京"', limit=20)
+
+
+async def test_hnsw_agrees_with_exact_search(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    for query in ("key rotation", "backups", "sleeping animals"):
+        approx = await _search(runtime, query, mode="vector", limit=5)
+        exact = await _search(runtime, query, mode="vector", limit=5, exact=True)
+        assert approx == exact
+
+
+async def test_bad_requests(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    with pytest.raises(QueryTooLong, match="limit is 1000"):
+        await _search(runtime, "x" * 100_000)
+    with pytest.raises(InvalidInput, match="empty"):
+        await _search(runtime, "   ")
+    with pytest.raises(InvalidInput, match="mode"):
+        await _search(runtime, "zebra", mode="fuzzy")
+    with pytest.raises(NotFound):
+        await _search(runtime, "zebra", filters=SearchFilters(kb_ids=(uuid.uuid4(),)))
+
+
+async def test_a_user_sees_only_the_kbs_they_belong_to(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    import sqlalchemy as sa
+
+    async with runtime.engine.begin() as conn:
+        user_id = (
+            await conn.execute(sa.text("INSERT INTO users (email) VALUES ('u@example.com') RETURNING id"))
+        ).scalar_one()
+        await kbs.add_member(conn, kb_id=indexed["other"], user_id=user_id, role=kbs.Role.viewer)
+    actor = Actor(user_id=user_id)
+    results = await service.search(runtime, actor, SearchRequest(query="zebra otters sleep", limit=50))
+    assert {r.kb for r in results} == {indexed["other"]}
+    with pytest.raises(NotFound):
+        await service.search(
+            runtime, actor, SearchRequest(query="zebra", filters=SearchFilters(kb_ids=(indexed["main"],)))
+        )
