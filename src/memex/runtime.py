@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from memex.db import migrate
 from memex.db.embedded import EmbeddedPostgres
@@ -66,17 +66,25 @@ async def open_runtime(settings: Settings, *, check_model: bool = True) -> Runti
 _MODEL_KEY = "embedding_model"
 
 
+async def record_embedding_model(conn: AsyncConnection, settings: Settings, *, replace: bool = False) -> dict[str, object]:
+    """Store the configured model as the one the vectors come from (first use, or after a reembed)."""
+    wanted = {"name": settings.embedding_model, "dimension": settings.embedding_dimension}
+    conflict = "DO UPDATE SET value = EXCLUDED.value" if replace else "DO NOTHING"
+    await conn.execute(
+        sa.text(f"INSERT INTO memex_meta (key, value) VALUES (:key, CAST(:value AS jsonb)) ON CONFLICT (key) {conflict}"),
+        {"key": _MODEL_KEY, "value": _json(wanted)},
+    )
+    stored: dict[str, object] = (
+        await conn.execute(sa.text("SELECT value FROM memex_meta WHERE key = :key"), {"key": _MODEL_KEY})
+    ).scalar_one()
+    return stored
+
+
 async def check_embedding_model(runtime: Runtime) -> None:
     """Record the model on first use; refuse to run against vectors made by another model."""
     wanted = {"name": runtime.settings.embedding_model, "dimension": runtime.settings.embedding_dimension}
     async with runtime.engine.begin() as conn:
-        await conn.execute(
-            sa.text(
-                "INSERT INTO memex_meta (key, value) VALUES (:key, CAST(:value AS jsonb)) ON CONFLICT (key) DO NOTHING"
-            ),
-            {"key": _MODEL_KEY, "value": _json(wanted)},
-        )
-        stored = (await conn.execute(sa.text("SELECT value FROM memex_meta WHERE key = :key"), {"key": _MODEL_KEY})).scalar_one()
+        stored = await record_embedding_model(conn, runtime.settings)
     if stored != wanted:
         raise EmbeddingModelMismatch(
             f"the database holds embeddings from {stored['name']} ({stored['dimension']} dimensions) but Memex is "

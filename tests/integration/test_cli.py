@@ -1,0 +1,112 @@
+"""The `memex` command as a user runs it: exit codes, JSON output, help, and fatal errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memex.settings import Settings
+from tests.conftest import DATA
+
+
+def memex(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "memex", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path, model_cache_dir: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MEMEX_")},
+        "MEMEX_DATABASE_URL": database_url,
+        "MEMEX_DATA_DIR": str(tmp_path / "data"),
+        "MEMEX_MODEL_CACHE_DIR": str(model_cache_dir),
+        "COLUMNS": "200",
+    }
+
+
+def test_index_json_exit_codes_and_search(env: dict[str, str], tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for name in ("sample.md", "sample.txt"):
+        shutil.copy(DATA / name, notes / name)
+
+    done = memex("index", str(notes), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {k: summary[k] for k in ("added", "updated", "unchanged", "removed", "failed")} == {
+        "added": 2, "updated": 0, "unchanged": 0, "removed": 0, "failed": []
+    }
+
+    shutil.copy(DATA / "corrupt.pdf", notes / "corrupt.pdf")
+    done = memex("index", str(notes), "--json", env=env)
+    assert done.returncode == 2
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["unchanged"] == 2
+    assert [f["path"] for f in summary["failed"]] == [str(notes / "corrupt.pdf")]
+
+    done = memex("search", "key rotation", "--json", "--limit", "3", env=env)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)["results"]
+    assert 0 < len(results) <= 3
+    assert set(results[0]) >= {"document_id", "kb", "title", "path", "heading", "location", "text", "snippet", "score"}
+
+    done = memex("search", "key rotation", env=env)
+    assert done.returncode == 0 and "sample" in done.stdout
+
+
+def test_index_into_a_named_kb_created_on_first_use(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# Alpha\n\nThe alpaca grazes quietly.\n")
+    assert memex("index", str(tmp_path / "a.md"), "--kb", "work", env=env).returncode == 0
+    done = memex("search", "alpaca", "--kb", "work", "--json", env=env)
+    assert [Path(r["path"]).name for r in json.loads(done.stdout)["results"]] == ["a.md"]
+    done = memex("search", "alpaca", "--kb", "nope", env=env)
+    assert done.returncode == 1 and "no knowledge base named 'nope'" in done.stderr
+
+
+def test_fatal_errors_exit_1_with_a_message(env: dict[str, str], tmp_path: Path) -> None:
+    done = memex("index", str(tmp_path / "missing"), env=env)
+    assert done.returncode == 1 and "path does not exist" in done.stderr
+
+    unreachable = {**env, "MEMEX_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    done = memex("search", "anything", env=unreachable)
+    assert done.returncode == 1 and "cannot reach the database" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_model_mismatch_names_reembed(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# A\n\ntext\n")
+    assert memex("index", str(tmp_path / "a.md"), env=env).returncode == 0
+    done = memex("search", "text", env={**env, "MEMEX_EMBEDDING_MODEL": "other-model"})
+    assert done.returncode == 1 and "memex reembed" in done.stderr
+
+
+def test_help_documents_exit_statuses(env: dict[str, str]) -> None:
+    done = memex("index", "--help", env=env)
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "0 when every file was indexed" in text and "2 when some files failed" in text and "1 on a fatal error" in text
+
+
+def test_every_setting_has_a_description_and_is_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"MEMEX_{name.upper()} has no description"
+        assert f"MEMEX_{name.upper()}" in readme, f"MEMEX_{name.upper()} is not documented in README.md"
+
+
+def test_reembed_rebuilds_vectors_and_clears_the_mismatch(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# A\n\nThe heron waits by the river.\n")
+    assert memex("index", str(tmp_path / "a.md"), env=env).returncode == 0
+    renamed = {**env, "MEMEX_EMBEDDING_MODEL": "all-MiniLM-L6-v2-renamed"}
+    assert memex("search", "heron", env=renamed).returncode == 1
+    done = memex("reembed", env=renamed)
+    assert done.returncode == 0, done.stderr
+    assert "re-embedded 1 chunks" in done.stderr
+    done = memex("search", "heron", "--json", env=renamed)
+    assert done.returncode == 0 and json.loads(done.stdout)["results"]
