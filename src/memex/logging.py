@@ -1,0 +1,78 @@
+"""Structured logs (structlog), JSON or console, with secrets redacted before anything is written."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from memex.settings import Settings
+
+_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|credential", re.I)
+_SECRET_VALUES = [
+    re.compile(r"(mx_[A-Za-z0-9]{4,}_)[A-Za-z0-9_\-]+"),  # Memex API keys: keep the visible prefix only
+    re.compile(r"(Bearer\s+)[^\s\"']+", re.I),
+    re.compile(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+:)[^@\s]+(@)"),  # passwords inside database URLs
+    re.compile(r"(redis://[^:/@\s]*:)[^@\s]+(@)"),
+]
+
+
+def redact_text(text: str) -> str:
+    for pattern in _SECRET_VALUES:
+        text = pattern.sub(lambda m: m.group(1) + "***" + (m.group(2) if m.lastindex and m.lastindex > 1 else ""), text)
+    return text
+
+
+def _redact(value: Any, key: str = "") -> Any:
+    if key and _SECRET_KEYS.search(key):
+        return "***"
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return value
+
+
+def redact_processor(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Structlog processor: masks secret-looking keys and secret-shaped values anywhere in the event."""
+    return {k: _redact(v, k) if k != "event" else redact_text(str(v)) for k, v in event.items()}
+
+
+def configure_logging(settings: Settings) -> None:
+    """Route structlog and the standard library through one pipeline that redacts, then renders."""
+    level = logging.getLevelName(settings.log_level.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_processor,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if settings.log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level if isinstance(level, int) else logging.INFO)
+    # uvicorn's own access log would duplicate ours, without user or latency.
+    logging.getLogger("uvicorn.access").disabled = True
