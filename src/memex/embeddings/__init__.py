@@ -18,5 +18,5 @@ def build_embedder(settings: Settings) -> Embedder:
     else:
         from memex.embeddings.local import LocalEmbedder
 
-        inner = LocalEmbedder.load(settings.model_cache_dir)
+        inner = LocalEmbedder.load(settings.model_cache_dir, batch_size=settings.embedding_batch_size)
     return CachedEmbedder(inner, size=settings.query_cache_size)

@@ -17,8 +17,6 @@ from memex.embeddings.base import Vectors, normalise
 from memex.embeddings.model_files import DIMENSION, MAX_TOKENS, MODEL_NAME, bundled_model_dir, tokenizer
 from memex.errors import ConfigurationError
 
-_BATCH = 32
-
 
 def _weights_digest() -> str:
     h = hashlib.sha256()
@@ -51,18 +49,19 @@ class LocalEmbedder:
     name = MODEL_NAME
     dimension = DIMENSION
 
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def __init__(self, session: ort.InferenceSession, *, batch_size: int = 32) -> None:
         self._session = session
+        self._batch_size = batch_size
         self._tokenizer = tokenizer()
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, cache_dir: Path) -> LocalEmbedder:
+    def load(cls, cache_dir: Path, *, batch_size: int = 32) -> LocalEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
         options.log_severity_level = 3
         session = ort.InferenceSession(str(ensure_onnx(cache_dir)), options, providers=["CPUExecutionProvider"])
-        return cls(session)
+        return cls(session, batch_size=batch_size)
 
     def _run(self, texts: Sequence[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -88,8 +87,8 @@ class LocalEmbedder:
         # Batch texts of similar length together so little time goes into padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), _BATCH):
-            idx = order[start : start + _BATCH]
+        for start in range(0, len(order), self._batch_size):
+            idx = order[start : start + self._batch_size]
             out[idx] = self._run([texts[i] for i in idx])
         return out
 
