@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(default=None, description="Password of the admin created on first start.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (JSON list).")
     allowed_hosts: list[str] = Field(default_factory=list, description="Host headers accepted (JSON list); empty accepts any.")
-    max_upload_mb: int = Field(default=25, ge=1, description="Largest upload accepted, in MiB.")
+    max_upload_mb: int = Field(default=25, ge=1, description="Largest upload request accepted (all its files together), in MiB.")
     allowed_file_types: list[str] = Field(
         default_factory=list, description="File extensions accepted (JSON list, e.g. [\".md\"]); empty accepts every supported type."
     )
@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field(default="console", description="Log output format.")
     log_level: str = Field(default="INFO", description="Log level.")
     metrics_token: SecretStr | None = Field(default=None, description="Bearer token required by /metrics.")
+    url: str | None = Field(
+        default=None, description="Base URL of a Memex server: `index`, `search` and `chat` then work through its HTTP API."
+    )
+    api_key: SecretStr | None = Field(default=None, description="API key the CLI sends to the server at MEMEX_URL.")
 
     @field_validator("database_url", mode="before")
     @classmethod

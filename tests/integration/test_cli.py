@@ -110,3 +110,58 @@ def test_reembed_rebuilds_vectors_and_clears_the_mismatch(env: dict[str, str], t
     assert "re-embedded 1 chunks" in done.stderr
     done = memex("search", "heron", "--json", env=renamed)
     assert done.returncode == 0 and json.loads(done.stdout)["results"]
+
+
+def test_processes_share_the_embedded_server(env: dict[str, str], tmp_path: Path) -> None:
+    """No MEMEX_DATABASE_URL: several processes start, migrate and index against one embedded Postgres."""
+    embedded = {k: v for k, v in env.items() if k != "MEMEX_DATABASE_URL"}
+    embedded["MEMEX_DATA_DIR"] = f"/tmp/memex-emb-{os.getpid()}"  # short: the Unix socket lives inside it
+    folders = []
+    for i in range(2):
+        folder = tmp_path / f"f{i}"
+        folder.mkdir()
+        (folder / f"doc{i}.md").write_text(f"# Doc {i}\n\nThe lighthouse number {i} guides ships.\n")
+        folders.append(folder)
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "memex", "index", str(f), "--kb", f"kb{i}", "--json"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=embedded,
+            )
+            for i, f in enumerate(folders)
+        ]
+        outs = [p.communicate(timeout=300) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+        assert all(json.loads(o[0].strip().splitlines()[-1])["added"] == 1 for o in outs)
+        done = memex("search", "lighthouse", "--json", env=embedded)
+        assert sorted(Path(r["path"]).name for r in json.loads(done.stdout)["results"]) == ["doc0.md", "doc1.md"]
+        assert (Path(embedded["MEMEX_DATA_DIR"]) / "pg" / "PG_VERSION").exists()
+    finally:
+        shutil.rmtree(embedded["MEMEX_DATA_DIR"], ignore_errors=True)
+
+
+def test_watch_reindexes_changes(env: dict[str, str], tmp_path: Path) -> None:
+    import time
+
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nFirst note about pelicans.\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memex", "index", str(folder), "--watch", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["added"] == 1
+        (folder / "b.md").write_text("# B\n\nSecond note about flamingos.\n")
+        deadline = time.monotonic() + 60
+        summary: dict[str, object] = {}
+        while time.monotonic() < deadline and summary.get("added") != 1:
+            summary = json.loads(proc.stdout.readline())
+        assert summary["added"] == 1 and summary["unchanged"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    done = memex("search", "flamingos", "--json", env=env)
+    assert Path(json.loads(done.stdout)["results"][0]["path"]).name == "b.md"

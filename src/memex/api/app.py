@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from memex.api import errors
+from memex.accounts.service import check_auth_config
+from memex.api import auth, errors
 from memex.runtime import Runtime, open_runtime
 from memex.settings import Settings
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the app; it opens its own runtime at start-up unless one is handed in (tests, `memex serve`)."""
+    check_auth_config(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,10 +32,26 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         version="0.1.0",
         description="Self-hosted knowledge assistant: hybrid search and chat over your documents.",
         lifespan=lifespan,
+        # Authenticated by default: routes outside auth.PUBLIC_PATHS need a session or an API key.
+        dependencies=[Depends(auth.guard)],
     )
     app.state.settings = settings
+    if runtime is not None:
+        app.state.runtime = runtime  # usable without the lifespan too (httpx's ASGITransport runs none)
     errors.install(app)
-    from memex.api.routes import health
+    from memex.api.routes import admin, health, kbs, keys
+    from memex.api.routes import auth as auth_routes
 
     app.include_router(health.router)
+    app.include_router(auth_routes.router)
+    app.include_router(keys.router)
+    app.include_router(kbs.router)
+    app.include_router(admin.router)
+    from memex.api.routes import documents, search
+
+    app.include_router(documents.router)
+    app.include_router(search.router)
+    from memex.api.routes import web
+
+    web.install(app)
     return app

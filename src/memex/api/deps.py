@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from memex.api import auth
+from memex.kbs import service as kbs
+from memex.kbs.access import Actor, Role
+from memex.kbs.models import KnowledgeBase
 from memex.runtime import Runtime
 from memex.settings import Settings
 
@@ -32,4 +37,24 @@ async def get_connection(runtime: RuntimeDep) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-ConnDep = Annotated[AsyncConnection, Depends(get_connection)]
+# scope="function": commit before the response is sent, so a client's next request sees what this one wrote.
+ConnDep = Annotated[AsyncConnection, Depends(get_connection, scope="function")]
+
+# Who is calling (api/auth.py): every route except the public ones is authenticated by the app-level guard;
+# these aliases hand the resolved actor to handlers that need it.
+CurrentActor = Annotated[Actor, Depends(auth.current_actor)]
+AdminActor = Annotated[Actor, Depends(auth.admin_actor)]
+OptionalActor = Annotated[Actor | None, Depends(auth.optional_actor)]
+
+
+async def kb_for_read(kb: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> KnowledgeBase:
+    return await kbs.require_kb(conn, actor, kb, Role.viewer)
+
+
+async def kb_for_write(kb: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> KnowledgeBase:
+    return await kbs.require_kb(conn, actor, kb, Role.editor)
+
+
+# The `{kb}` path parameter resolved to a KB the caller may read / change the content of (404, then 403).
+KbForRead = Annotated[KnowledgeBase, Depends(kb_for_read)]
+KbForWrite = Annotated[KnowledgeBase, Depends(kb_for_write)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +13,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from memex.cli import remote
 from memex.cli.kb_resolve import DEFAULT_KB, resolve_kb
 from memex.cli.main import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, run_async, settings_from
+from memex.cli.remote import RemoteClient
 from memex.ingest.folders import IndexSummary, ProgressSink, index_paths
 from memex.runtime import Runtime, open_runtime
 
@@ -51,7 +54,7 @@ def _print_summary(console: Console, summary: IndexSummary) -> None:
     console.print(f"{summary.chunks} chunks embedded in {summary.seconds:.1f} s")
 
 
-async def _index_once(runtime: Runtime, kb_id: object, paths: list[Path], *, json_out: bool, console: Console) -> IndexSummary:
+async def _with_progress(console: Console, run: Callable[[ProgressSink], Awaitable[IndexSummary]]) -> IndexSummary:
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -62,12 +65,48 @@ async def _index_once(runtime: Runtime, kb_id: object, paths: list[Path], *, jso
         transient=True,
         disable=not console.is_terminal,
     ) as progress:
-        summary = await index_paths(runtime, kb_id=kb_id, paths=paths, progress=_BarProgress(progress))  # type: ignore[arg-type]
+        return await run(_BarProgress(progress))
+
+
+def _report(console: Console, summary: IndexSummary, *, json_out: bool) -> None:
     if json_out:
         typer.echo(json.dumps(summary.as_dict()))
     else:
         _print_summary(console, summary)
+
+
+async def _index_once(
+    runtime: Runtime, kb_id: object, paths: list[Path], *, json_out: bool, console: Console
+) -> IndexSummary:
+    summary = await _with_progress(
+        console, lambda sink: index_paths(runtime, kb_id=kb_id, paths=paths, progress=sink)  # type: ignore[arg-type]
+    )
+    _report(console, summary, json_out=json_out)
     return summary
+
+
+async def _index_remote(
+    client: RemoteClient, kb: str, paths: list[Path], *, watch: bool, json_out: bool, console: Console
+) -> int:
+    """`index --url`: sync the folders to a KB on a server, uploading only what it lacks."""
+    found = await client.find_kb(kb, create=True)
+    assert found is not None
+
+    async def once() -> IndexSummary:
+        summary = await _with_progress(
+            console, lambda sink: remote.sync(client, kb_id=found["id"], paths=paths, progress=sink)
+        )
+        _report(console, summary, json_out=json_out)
+        return summary
+
+    summary = await once()
+    if watch:
+        import watchfiles
+
+        console.print(f"watching {', '.join(escape(str(p)) for p in paths)} for changes (Ctrl-C to stop)")
+        async for _changes in watchfiles.awatch(*paths, debounce=500):
+            summary = await once()
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
 def register(app: typer.Typer) -> None:
@@ -78,6 +117,12 @@ def register(app: typer.Typer) -> None:
         kb: Annotated[str, typer.Option("--kb", help="Knowledge base name or id (created on first use).")] = DEFAULT_KB,
         watch: Annotated[bool, typer.Option("--watch", help="Keep watching and re-index changes.")] = False,
         json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        url: Annotated[
+            str | None, typer.Option("--url", help="Sync to the KB on this Memex server instead [default: MEMEX_URL].")
+        ] = None,
+        api_key: Annotated[
+            str | None, typer.Option("--api-key", help="API key for --url [default: MEMEX_API_KEY].")
+        ] = None,
     ) -> None:
         settings = settings_from(ctx)
         console = Console(stderr=True)
@@ -85,6 +130,15 @@ def register(app: typer.Typer) -> None:
             if not path.expanduser().exists():
                 console.print(f"[red]error:[/red] path does not exist: {escape(str(path))}", highlight=False)
                 raise typer.Exit(EXIT_FATAL)
+        server = url or settings.url
+        if server:
+            key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+
+            async def go_remote() -> int:
+                async with RemoteClient(server, key) as client:
+                    return await _index_remote(client, kb, paths, watch=watch, json_out=json_out, console=console)
+
+            raise typer.Exit(run_async(go_remote))
 
         async def go() -> int:
             runtime = await open_runtime(settings)

@@ -52,11 +52,21 @@ def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
 
 
 def _register() -> None:
-    from memex.cli import index, migrate, search
+    from memex.cli import index, migrate, reembed, search
 
     index.register(app)
     search.register(app)
     migrate.register(app)
+    reembed.register(app)
+    from memex.cli import kb, keys, users
+
+    users.register(app)
+    keys.register(app)
+    kb.register(app)
+    from memex.cli import serve, worker
+
+    serve.register(app)
+    worker.register(app)
 
 
 _register()

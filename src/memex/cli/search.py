@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from memex.cli.kb_resolve import resolve_kb
 from memex.cli.main import run_async, settings_from
+from memex.cli.remote import RemoteClient
 from memex.errors import NotFound
 from memex.kbs.access import Actor
 from memex.runtime import open_runtime
@@ -31,16 +32,34 @@ def _to_rich(snippet_html: str) -> str:
     )
 
 
-def _print_results(console: Console, results: list[SearchResult]) -> None:
+def _print_results(console: Console, results: list[dict[str, Any]]) -> None:
+    """Print results in the shape of `GET /api/search` (local results are turned into it first)."""
     if not results:
         console.print("no results: try other words, or `memex index PATH` to add documents")
         return
     for n, r in enumerate(results, 1):
-        where = " · ".join(x for x in (r.heading, r.location) if x)
-        console.print(f"[bold]{n}. {escape(r.title)}[/bold]  [dim]{r.score:.4f}[/dim]", highlight=False)
-        console.print(f"   [cyan]{escape(r.path)}[/cyan]" + (f"  [dim]{escape(where)}[/dim]" if where else ""), highlight=False)
-        console.print("   " + _to_rich(" ".join(r.snippet.split())), highlight=False)
+        where = " · ".join(x for x in (r["heading"], r["location"]) if x)
+        console.print(f"[bold]{n}. {escape(r['title'])}[/bold]  [dim]{r['score']:.4f}[/dim]", highlight=False)
+        place = f"   [cyan]{escape(r['path'])}[/cyan]" + (f"  [dim]{escape(where)}[/dim]" if where else "")
+        console.print(place, highlight=False)
+        console.print("   " + _to_rich(" ".join(r["snippet"].split())), highlight=False)
         console.print()
+
+
+async def _search_remote(
+    client: RemoteClient, query: str, *, kbs: list[str], limit: int, mode: str, types: list[str], path: str | None
+) -> dict[str, Any]:
+    """`search --url`: the same request through `GET /api/search`; KB names are resolved on the server."""
+    params: list[tuple[str, str | int]] = [("q", query), ("limit", limit), ("mode", mode)]
+    for name in kbs:
+        found = await client.find_kb(name, create=False)
+        if found is None:
+            raise NotFound(f"no knowledge base named {name!r} on the server")
+        params.append(("kb", found["id"]))
+    params.extend(("type", t) for t in types)
+    if path:
+        params.append(("path", path))
+    return await client.search(params)
 
 
 def register(app: typer.Typer) -> None:
@@ -54,9 +73,31 @@ def register(app: typer.Typer) -> None:
         file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types (md, pdf...).")] = None,
         path_prefix: Annotated[str | None, typer.Option("--path", help="Only documents under this path.")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print the same JSON object as GET /api/search.")] = False,
+        url: Annotated[
+            str | None, typer.Option("--url", help="Search on this Memex server instead [default: MEMEX_URL].")
+        ] = None,
+        api_key: Annotated[
+            str | None, typer.Option("--api-key", help="API key for --url [default: MEMEX_API_KEY].")
+        ] = None,
     ) -> None:
         """Search indexed documents (hybrid vector + full-text by default)."""
         settings = settings_from(ctx)
+        server = url or settings.url
+        if server:
+            key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+
+            async def go_remote() -> dict[str, Any]:
+                async with RemoteClient(server, key) as client:
+                    return await _search_remote(
+                        client, query, kbs=kb or [], limit=limit, mode=mode, types=file_type or [], path=path_prefix
+                    )
+
+            body = run_async(go_remote)
+            if json_out:
+                typer.echo(json.dumps(body))
+            else:
+                _print_results(Console(), body["results"])
+            return
 
         async def go() -> list[SearchResult]:
             runtime = await open_runtime(settings)
@@ -77,8 +118,8 @@ def register(app: typer.Typer) -> None:
             finally:
                 await runtime.close()
 
-        results = run_async(go)
+        results = [r.as_dict() for r in run_async(go)]
         if json_out:
-            typer.echo(json.dumps({"results": [r.as_dict() for r in results]}))
+            typer.echo(json.dumps({"results": results}))
         else:
             _print_results(Console(), results)

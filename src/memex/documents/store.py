@@ -183,3 +183,51 @@ async def mark_status(conn: AsyncConnection, *, document_id: uuid.UUID, status: 
         sa.text("UPDATE documents SET status = :status, error = :error, updated_at = now() WHERE id = :id"),
         {"id": document_id, "status": status, "error": error},
     )
+
+
+async def find_by_path(conn: AsyncConnection, *, kb_id: uuid.UUID, source_path: str) -> Document | None:
+    row = (
+        await conn.execute(
+            sa.text(f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.kb_id = :kb_id AND d.source_path = :path"),
+            {"kb_id": kb_id, "path": source_path},
+        )
+    ).first()
+    return Document.from_row(row) if row else None
+
+
+async def get_for_update(conn: AsyncConnection, *, document_id: uuid.UUID) -> Document | None:
+    """A document, its row locked until the transaction ends (so a re-upload cannot slip in between)."""
+    row = (
+        await conn.execute(
+            sa.text(f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.id = :id FOR UPDATE"), {"id": document_id}
+        )
+    ).first()
+    return Document.from_row(row) if row else None
+
+
+async def set_parsed(
+    conn: AsyncConnection, *, document_id: uuid.UUID, title: str, mime: str, file_type: str, metadata: str
+) -> None:
+    """Record what parsing learnt about a document (its title and front matter)."""
+    await conn.execute(
+        sa.text(
+            "UPDATE documents SET title = :title, mime = :mime, file_type = :file_type, "
+            "metadata = CAST(:metadata AS jsonb), updated_at = now() WHERE id = :id"
+        ),
+        {"id": document_id, "title": title, "mime": mime, "file_type": file_type, "metadata": metadata},
+    )
+
+
+async def without_live_job(conn: AsyncConnection, *, task_name: str, idle_seconds: float) -> list[uuid.UUID]:
+    """Documents waiting to be indexed that no queued or running job will ever pick up (their job was lost)."""
+    rows = await conn.execute(
+        sa.text(
+            "SELECT d.id FROM documents d WHERE d.status IN ('queued', 'indexing') "
+            "AND d.updated_at < now() - make_interval(secs => :idle) "
+            "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = :task "
+            "AND j.status IN ('todo', 'doing') AND j.args ->> 'document_id' = d.id::text) "
+            "ORDER BY d.updated_at"
+        ),
+        {"task": task_name, "idle": idle_seconds},
+    )
+    return [r.id for r in rows]

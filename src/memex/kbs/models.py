@@ -31,3 +31,23 @@ class KnowledgeBase:
             created_at=m["created_at"],
             role=m.get("role"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class KbListing:
+    """A KB as the caller sees it in a list: with its role and how many documents it holds."""
+
+    kb: KnowledgeBase
+    document_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    user_id: uuid.UUID
+    email: str
+    role: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Member:
+        return cls(user_id=row.user_id, email=row.email, role=row.role, created_at=row.created_at)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.kbs.access import Actor, Role, kb_filter
-from memex.kbs.models import KnowledgeBase
+from memex.kbs.models import KnowledgeBase, Member
 
 _COLUMNS = "kb.id, kb.name, kb.description, kb.owner_id, kb.is_personal, kb.created_at"
 
@@ -96,4 +96,78 @@ async def add_member(conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uuid.U
             "ON CONFLICT (kb_id, user_id) DO UPDATE SET role = EXCLUDED.role"
         ),
         {"kb_id": kb_id, "user_id": user_id, "role": role.name},
+    )
+
+
+async def document_counts(conn: AsyncConnection, kb_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    rows = await conn.execute(
+        sa.text("SELECT kb_id, count(*) AS n FROM documents WHERE kb_id = ANY(:ids) GROUP BY kb_id"), {"ids": kb_ids}
+    )
+    return {r.kb_id: r.n for r in rows}
+
+
+async def name_taken(
+    conn: AsyncConnection, *, owner_id: uuid.UUID | None, name: str, except_id: uuid.UUID | None = None
+) -> bool:
+    """Whether the owner (or the local CLI, for None) already has a KB of this name, other than `except_id`."""
+    row = await conn.execute(
+        sa.text(
+            "SELECT 1 FROM knowledge_bases "
+            "WHERE owner_id IS NOT DISTINCT FROM CAST(:owner_id AS uuid) AND name = :name "
+            "AND id IS DISTINCT FROM CAST(:except_id AS uuid)"
+        ),
+        {"owner_id": owner_id, "name": name, "except_id": except_id},
+    )
+    return row.first() is not None
+
+
+async def update(conn: AsyncConnection, *, kb_id: uuid.UUID, name: str | None, description: str | None) -> None:
+    """Set whichever of name and description is given."""
+    await conn.execute(
+        sa.text(
+            "UPDATE knowledge_bases SET name = coalesce(:name, name), "
+            "description = coalesce(:description, description) "
+            "WHERE id = :id"
+        ),
+        {"id": kb_id, "name": name, "description": description},
+    )
+
+
+async def delete(conn: AsyncConnection, *, kb_id: uuid.UUID) -> list[str]:
+    """Delete a KB with its documents, chunks and members; returns the sha256 of the files its documents used."""
+    shas = await conn.execute(sa.text("SELECT DISTINCT sha256 FROM documents WHERE kb_id = :id"), {"id": kb_id})
+    found = [r.sha256 for r in shas]
+    await conn.execute(sa.text("DELETE FROM knowledge_bases WHERE id = :id"), {"id": kb_id})
+    return found
+
+
+async def members(conn: AsyncConnection, *, kb_id: uuid.UUID) -> list[Member]:
+    rows = await conn.execute(
+        sa.text(
+            "SELECT m.user_id, u.email, m.role, m.created_at FROM kb_members m JOIN users u ON u.id = m.user_id "
+            "WHERE m.kb_id = :kb_id "
+            "ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'editor' THEN 1 ELSE 2 END, lower(u.email)"
+        ),
+        {"kb_id": kb_id},
+    )
+    return [Member.from_row(r) for r in rows]
+
+
+async def member(conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uuid.UUID) -> Member | None:
+    row = (
+        await conn.execute(
+            sa.text(
+                "SELECT m.user_id, u.email, m.role, m.created_at FROM kb_members m JOIN users u ON u.id = m.user_id "
+                "WHERE m.kb_id = :kb_id AND m.user_id = :user_id"
+            ),
+            {"kb_id": kb_id, "user_id": user_id},
+        )
+    ).first()
+    return Member.from_row(row) if row else None
+
+
+async def remove_member(conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    await conn.execute(
+        sa.text("DELETE FROM kb_members WHERE kb_id = :kb_id AND user_id = :user_id"),
+        {"kb_id": kb_id, "user_id": user_id},
     )

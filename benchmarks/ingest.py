@@ -1,0 +1,136 @@
+"""Ingestion throughput: chunks/s of `index_paths` end to end, against the raw embedding rate of the same chunks.
+
+    python benchmarks/ingest.py [--docs 300]
+
+Embedding is the one step that must take the time; everything else (scan, hash, parse, chunk, store) should
+hide behind it, so the ratio end-to-end / raw-embed should be close to 1. Both rates are measured in the same
+run on the same chunk texts: raw embedding before and after the indexing run, averaged, because the machine's
+speed drifts. A second `index_paths` over the unchanged folder measures the incremental no-op.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from harness import SCIFACT, bench_runtime, emit, log, scratch_database
+from sample_files import write_folder
+
+from memex.embeddings.base import Embedder
+from memex.ingest import pipeline
+from memex.ingest.folders import chunker_for, index_paths
+from memex.ingest.prepare import prepare
+from memex.ingest.scan import scan
+from memex.kbs import store as kbs
+from memex.runtime import Runtime
+
+
+def chunk_texts(runtime: Runtime, folder: Path) -> list[str]:
+    """What the model will be asked to embed, recomputed with the engine's own parser and chunker, in scan order."""
+    chunker = chunker_for(runtime)
+    texts = []
+    for file in scan(folder).files:
+        prepared = prepare(file.path.read_bytes(), file.path.name, chunker)
+        texts += [c.embed_text for c in prepared.chunks]
+    return texts
+
+
+async def stored_texts(runtime: Runtime, kb_id: object) -> list[str]:
+    """The embed texts of the chunks the indexing run stored, read back."""
+    async with runtime.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text(
+                "SELECT c.context, c.text FROM chunks c JOIN documents d ON d.id = c.document_id "
+                "WHERE c.kb_id = :kb ORDER BY d.source_path, c.ordinal"
+            ),
+            {"kb": kb_id},
+        )
+        return [f"{r.context}\n{r.text}" if r.context else r.text for r in rows]
+
+
+def raw_embed_seconds(embedder: Embedder, texts: list[str]) -> float:
+    """Embed the texts in the pipeline's batch size, with nothing else going on."""
+    started = time.perf_counter()
+    for i in range(0, len(texts), pipeline.EMBED_BATCH_CHUNKS):
+        embedder.embed_documents(texts[i : i + pipeline.EMBED_BATCH_CHUNKS])
+    return time.perf_counter() - started
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    with scratch_database() as scratch:
+        folder = scratch.work_dir / "docs"
+        made = write_folder(folder, corpus_path=args.corpus, count=args.docs)
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        log(f"wrote {args.docs} documents ({size / 1e6:.1f} MB) to {folder}: {made}")
+        runtime = await bench_runtime(scratch)
+        try:
+            embedder = await runtime.load_embedder()
+            await asyncio.to_thread(embedder.embed_documents, ["warm-up"] * 8)
+
+            texts = await asyncio.to_thread(chunk_texts, runtime, folder)
+            log(f"{len(texts)} chunks to embed; raw embedding (before)...")
+            before = await asyncio.to_thread(raw_embed_seconds, embedder, texts)
+            log(f"raw embedding: {before:.1f} s, {len(texts) / before:.1f} chunks/s")
+
+            async with runtime.engine.begin() as conn:
+                kb = await kbs.create(conn, name="bench-ingest", owner_id=None)
+            log("index_paths end to end...")
+            started = time.perf_counter()
+            summary = await index_paths(runtime, kb_id=kb.id, paths=[folder])
+            index_seconds = time.perf_counter() - started
+            log(
+                f"indexed {summary.added} files, {summary.chunks} chunks in {index_seconds:.1f} s "
+                f"({summary.chunks / index_seconds:.1f} chunks/s); failed: {len(summary.failed)}"
+            )
+            for failure in summary.failed[:5]:
+                log(f"  failed: {failure.path}: {failure.reason}")
+
+            stored = await stored_texts(runtime, kb.id)
+            if collections.Counter(stored) != collections.Counter(texts):
+                log(f"WARNING: stored chunks differ from the recomputed ones ({len(stored)} vs {len(texts)})")
+            log("raw embedding (after)...")
+            after = await asyncio.to_thread(raw_embed_seconds, embedder, stored)
+            log(f"raw embedding: {after:.1f} s, {len(stored) / after:.1f} chunks/s")
+
+            started = time.perf_counter()
+            again = await index_paths(runtime, kb_id=kb.id, paths=[folder])
+            reindex_seconds = time.perf_counter() - started
+            log(
+                f"re-index of the unchanged folder: {reindex_seconds:.2f} s, {again.unchanged} unchanged, "
+                f"{again.added + again.updated} re-indexed"
+            )
+        finally:
+            await runtime.close()
+
+    raw_rate = (len(texts) / before + len(stored) / after) / 2
+    end_to_end = summary.chunks / index_seconds
+    return {
+        "docs": args.docs,
+        "chunks": summary.chunks,
+        "end_to_end_chunks_per_s": round(end_to_end, 2),
+        "raw_embed_chunks_per_s": round(raw_rate, 2),
+        "ratio": round(end_to_end / raw_rate, 3),
+        "index_seconds": round(index_seconds, 2),
+        "embed_seconds": round((before + after) / 2, 2),
+        "raw_embed_runs_chunks_per_s": [round(len(texts) / before, 2), round(len(stored) / after, 2)],
+        "reindex_unchanged_seconds": round(reindex_seconds, 3),
+        "failed": len(summary.failed),
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--docs", type=int, default=300, help="documents to generate (default 300)")
+    p.add_argument(
+        "--corpus", type=Path, default=SCIFACT / "corpus.jsonl", help="BEIR corpus.jsonl the prose comes from"
+    )
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    emit(asyncio.run(main(parse_args(sys.argv[1:]))))

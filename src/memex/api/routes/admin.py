@@ -1,0 +1,40 @@
+"""User administration: `/api/admin/users`. Admins only (through a key, one with the admin scope)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from memex.accounts import service
+from memex.api import auth
+from memex.api.deps import AdminActor, ConnDep
+from memex.api.schemas import UserCreated, UserIn, UserOut, UserPatch, error_responses
+
+router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin"],
+    dependencies=[Depends(auth.admin_actor)],
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
+
+
+@router.get("/users")
+async def list_users(conn: ConnDep) -> list[UserOut]:
+    return [UserOut.of(u) for u in await service.list_users(conn)]
+
+
+@router.post("/users", status_code=201)
+async def create_user(body: UserIn, conn: ConnDep) -> UserCreated:
+    """Create a user (with a personal KB); without a password one is generated and returned only here."""
+    new = await service.create_user(conn, email=body.email, password=body.password, is_admin=body.is_admin)
+    return UserCreated(user=UserOut.of(new.user), password=new.password)
+
+
+@router.patch("/users/{id}")
+async def update_user(
+    user_id: Annotated[uuid.UUID, Path(alias="id")], body: UserPatch, actor: AdminActor, conn: ConnDep
+) -> UserOut:
+    """Disable or enable a user (their sessions and keys stop working), or change whether they are an admin."""
+    return UserOut.of(await service.update_user(conn, actor, user_id, is_active=body.is_active, is_admin=body.is_admin))

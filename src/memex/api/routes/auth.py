@@ -1,0 +1,52 @@
+"""Logging in and out, and who am I: `/api/auth/*`. Login is public; the rest needs a session or key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from memex.accounts import service, sessions
+from memex.api import auth
+from memex.api.deps import ConnDep, CurrentActor, RuntimeDep, SettingsDep
+from memex.api.schemas import LoginIn, MeOut, SessionOut, UserOut, error_responses
+from memex.errors import AuthenticationRequired
+
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(401, 403, 422, 429))
+
+
+@router.post("/login")
+async def login(
+    body: LoginIn, request: Request, response: Response, runtime: RuntimeDep, settings: SettingsDep
+) -> SessionOut:
+    """Log in with email and password: sets the session and CSRF cookies; too many failures lock the account."""
+    result = await sessions.login(runtime, email=body.email, password=body.password)
+    auth.set_session_cookies(response, request, settings, token=result.token, csrf_token=result.csrf_token)
+    return SessionOut(user=UserOut.of(result.user), csrf_token=result.csrf_token)
+
+
+@router.post("/logout", status_code=204)
+async def logout(request: Request, actor: CurrentActor, conn: ConnDep, settings: SettingsDep) -> Response:
+    """End the current session server-side and clear its cookies (a no-op for API keys)."""
+    found = await auth.authentication(request)
+    if found.session_token:
+        await sessions.logout(conn, found.session_token)
+    response = Response(status_code=204)
+    auth.clear_session_cookies(response, request, settings)
+    return response
+
+
+@router.get("/me")
+async def me(request: Request, response: Response, actor: CurrentActor, conn: ConnDep, settings: SettingsDep) -> MeOut:
+    """The current user, how the request was authenticated, and the CSRF token of a session."""
+    found = await auth.authentication(request)
+    if actor.user_id is None:
+        raise AuthenticationRequired()
+    user = await service.get_user(conn, actor.user_id)
+    if found.via == "session" and found.session_token and found.csrf_token:
+        auth.set_session_cookies(response, request, settings, token=found.session_token, csrf_token=found.csrf_token)
+    return MeOut(
+        user=UserOut.of(user),
+        csrf_token=found.csrf_token,
+        auth="disabled" if found.via == "disabled" else "key" if found.via == "key" else "session",
+        scopes=sorted(actor.scopes),
+        kbs=None if actor.kb_ids is None else sorted(actor.kb_ids),
+    )

@@ -1,0 +1,40 @@
+"""`GET /api/search`: hybrid, vector or keyword search over the KBs the caller may read."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from memex.api.deps import CurrentActor, RuntimeDep
+from memex.api.schemas import error_responses
+from memex.search import service
+from memex.search.models import SearchFilters, SearchRequest
+
+router = APIRouter(prefix="/api", tags=["search"], responses=error_responses(400, 401, 403, 404, 422))
+
+
+@router.get("/search")
+async def search(
+    actor: CurrentActor,
+    runtime: RuntimeDep,
+    q: Annotated[str, Query(description='What to look for. Supports file:"*.md", +"must", -"must not".')],
+    kb: Annotated[
+        list[uuid.UUID] | None, Query(description="Knowledge base ids (repeatable); default all readable.")
+    ] = None,
+    limit: Annotated[int, Query(description=f"How many results, 1 to {service.MAX_LIMIT}.")] = 10,
+    mode: Annotated[str, Query(description="hybrid, vector or keyword.")] = "hybrid",
+    type: Annotated[list[str] | None, Query(description="Only these file types (md, pdf...), repeatable.")] = None,
+    path: Annotated[str | None, Query(description="Only documents whose path starts with this.")] = None,
+) -> dict[str, list[dict[str, object]]]:
+    """Results best first: `{results: [{document_id, kb, kb_name, title, path, heading, location, text, snippet,
+    score}]}`. 400 for an over-long query (MEMEX_MAX_QUERY_CHARS), 404 for a KB the caller cannot read."""
+    request = SearchRequest(
+        query=q,
+        limit=limit,
+        mode=mode,  # type: ignore[arg-type]  # the service refuses unknown modes with a clear message
+        filters=SearchFilters(kb_ids=tuple(kb or ()), file_types=tuple(type or ()), path_prefix=path or None),
+    )
+    results = await service.search(runtime, actor, request)
+    return {"results": [r.as_dict() for r in results]}

@@ -1,0 +1,95 @@
+"""The web UI: public HTML shells and static assets; every piece of data comes from the API in the browser."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.responses import Response
+from starlette.types import Scope
+
+import memex
+
+WEB = Path(memex.__file__).parent / "web"
+
+# Pages load only their own scripts and styles; nothing inline and nothing from elsewhere.
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(tags=["web"], include_in_schema=False)
+templates = Jinja2Templates(directory=WEB / "templates")
+
+
+@cache
+def _asset_version() -> str:
+    """Appended to asset URLs so that browsers fetch new scripts after an upgrade."""
+    return version("memex")
+
+
+def _page(request: Request, template: str, *, title: str, nav: str = "", **context: object) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request, template, {"title": title, "nav": nav, "v": _asset_version(), **context}
+    )
+    response.headers.update(_HEADERS)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+async def search_page(request: Request) -> HTMLResponse:
+    return _page(request, "search.html", title="Search", nav="search")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> HTMLResponse:
+    return _page(request, "login.html", title="Log in")
+
+
+@router.get("/kbs", response_class=HTMLResponse)
+async def kbs_page(request: Request) -> HTMLResponse:
+    return _page(request, "kbs.html", title="Knowledge bases", nav="kbs")
+
+
+@router.get("/kbs/{kb_id}", response_class=HTMLResponse)
+async def kb_page(request: Request, kb_id: str) -> HTMLResponse:
+    return _page(request, "kb.html", title="Knowledge base", nav="kbs", kb_id=kb_id)
+
+
+@router.get("/keys", response_class=HTMLResponse)
+async def keys_page(request: Request) -> HTMLResponse:
+    return _page(request, "keys.html", title="API keys", nav="keys")
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin_page(request: Request) -> HTMLResponse:
+    return _page(request, "admin.html", title="Users", nav="admin")
+
+
+class _Assets(StaticFiles):
+    """Static files that browsers revalidate (a cheap 304): module imports carry no version to bust a cache."""
+
+    def file_response(
+        self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages and mount /static on the app."""
+    app.include_router(router)
+    app.mount("/static", _Assets(directory=WEB / "static"), name="static")

@@ -1,0 +1,186 @@
+"""Request and response bodies of the HTTP API (never database rows): one place for their shapes and limits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from memex.accounts.models import ApiKey, User
+from memex.kbs.models import KbListing, Member
+
+
+def _storable(value: str) -> str:
+    """Text PostgreSQL can store: no NUL characters, no lone surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+Email = Annotated[Text, Field(min_length=3, max_length=254, examples=["ada@example.com"])]
+Password = Annotated[Text, Field(min_length=1, max_length=1024)]
+Scope = Literal["read", "write", "admin"]
+
+
+# --- accounts --------------------------------------------------------------------------------------------
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    is_admin: bool
+    is_active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            is_admin=user.is_admin,
+            is_active=user.is_active,
+            created_at=user.created_at,
+            last_login_at=user.last_login_at,
+        )
+
+
+class LoginIn(BaseModel):
+    email: Email
+    password: Password
+
+
+class SessionOut(BaseModel):
+    user: UserOut
+    csrf_token: str | None = Field(description="Echo in the X-CSRF-Token header of cookie-authenticated writes.")
+
+
+class MeOut(SessionOut):
+    auth: Literal["session", "key", "disabled"] = Field(description="How this request was authenticated.")
+    scopes: list[str]
+    kbs: list[uuid.UUID] | None = Field(description="The only KBs this API key may reach; null for all readable.")
+
+
+class KeyIn(BaseModel):
+    name: Annotated[Text, Field(min_length=1, max_length=100)]
+    scopes: Annotated[list[Scope], Field(min_length=1, examples=[["read"]])]
+    kbs: list[uuid.UUID] | None = Field(default=None, description="Limit the key to these KBs.")
+    expires_at: datetime | None = Field(default=None, description="When the key stops working (UTC if no zone).")
+
+
+class KeyOut(BaseModel):
+    id: uuid.UUID
+    prefix: str
+    name: str
+    scopes: list[str]
+    kbs: list[uuid.UUID] | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(
+            id=key.id,
+            prefix=key.prefix,
+            name=key.name,
+            scopes=list(key.scopes),
+            kbs=None if key.kb_ids is None else list(key.kb_ids),
+            expires_at=key.expires_at,
+            last_used_at=key.last_used_at,
+            created_at=key.created_at,
+        )
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The key itself: shown only in this response.")
+
+
+class UserIn(BaseModel):
+    email: Email
+    password: Annotated[Text, Field(min_length=8, max_length=1024)] | None = Field(
+        default=None, description="Omit to have one generated and returned once."
+    )
+    is_admin: bool = False
+
+
+class UserCreated(BaseModel):
+    user: UserOut
+    password: str | None = Field(description="The generated password, shown only here; null if one was given.")
+
+
+class UserPatch(BaseModel):
+    is_active: bool | None = None
+    is_admin: bool | None = None
+
+
+# --- knowledge bases -------------------------------------------------------------------------------------
+
+
+class KbIn(BaseModel):
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    description: Annotated[Text, Field(max_length=2000)] = ""
+
+
+class KbPatch(BaseModel):
+    name: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
+    description: Annotated[Text, Field(max_length=2000)] | None = None
+
+
+class KbOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    role: str | None = Field(description="The caller's role: owner, editor or viewer (admins are owners).")
+    is_personal: bool
+    owner_id: uuid.UUID | None
+    document_count: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, listing: KbListing) -> KbOut:
+        kb = listing.kb
+        return cls(
+            id=kb.id,
+            name=kb.name,
+            description=kb.description,
+            role=kb.role,
+            is_personal=kb.is_personal,
+            owner_id=kb.owner_id,
+            document_count=listing.document_count,
+            created_at=kb.created_at,
+        )
+
+
+class MemberIn(BaseModel):
+    email: Email
+    role: Literal["viewer", "editor"]
+
+
+class MemberOut(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    role: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, member: Member) -> MemberOut:
+        return cls(user_id=member.user_id, email=member.email, role=member.role, created_at=member.created_at)
+
+
+class ErrorOut(BaseModel):
+    """Every error response: a message (or, rarely, a list of them)."""
+
+    detail: str | list[object]
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI entries for the errors a router can answer with, all `{"detail": ...}`."""
+    return {status: {"model": ErrorOut} for status in statuses}

@@ -1,0 +1,188 @@
+"""`memex serve`: the API server, with its in-process job worker and folders kept indexed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+import typer
+import uvicorn
+from rich.console import Console
+from rich.markup import escape
+
+from memex.accounts.service import check_auth_config, ensure_admin
+from memex.api.app import create_app
+from memex.cli.kb_resolve import DEFAULT_KB, resolve_kb
+from memex.cli.main import EXIT_FATAL, run_async, settings_from
+from memex.errors import MemexError
+from memex.ingest.folders import index_paths
+from memex.jobs.app import build_app, run_worker
+from memex.runtime import Runtime, open_runtime
+from memex.settings import Settings
+
+log = structlog.get_logger("memex.serve")
+console = Console(stderr=True)
+
+# Jobs run in the server's event loop; their parsing and embedding run in threads. Two at a time keep a
+# large PDF from holding up small files without starving the API of CPU.
+IN_PROCESS_CONCURRENCY = 2
+# How long a crashed background loop (worker, folder watcher) waits before starting again.
+RESTART_SECONDS = 5.0
+# Largest request line and headers accepted. httptools cannot parse URLs over 64 KiB, and h11 stops at 16 KiB by
+# default; with h11 and this limit an over-long search query reaches the app and gets a precise JSON error.
+MAX_REQUEST_HEAD_BYTES = 256 * 1024
+
+_SERVE_HELP = """Start the server: the API, the web UI and (unless --no-worker) a job worker, in one process.
+
+Uses the embedded Postgres unless MEMEX_DATABASE_URL is set. The first start creates an admin and prints how
+to log in. Stops gracefully on Ctrl-C or SIGTERM, letting running jobs finish.
+"""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handling: `serve` handles signals itself to stop the worker and watcher too."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop for the life of the server, restarting it if it crashes."""
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a crashed loop must not take the API down; it is logged and restarted
+            log.exception(f"{name} crashed; restarting", restart_in_s=RESTART_SECONDS)
+            await asyncio.sleep(RESTART_SECONDS)
+
+
+async def _keep_indexed(runtime: Runtime, paths: list[Path], stop: asyncio.Event) -> None:
+    """Index the folders now, then again whenever something in them changes."""
+    import watchfiles
+
+    kb = await resolve_kb(runtime, DEFAULT_KB, create=True)
+    assert kb is not None
+
+    async def index_once() -> None:
+        try:
+            summary = await index_paths(runtime, kb_id=kb.id, paths=paths)
+        except MemexError as exc:
+            log.error("indexing folders failed", error=exc.message)
+            return
+        log.info("folders indexed", kb=kb.name, **{k: v for k, v in summary.as_dict().items() if k != "failed"})
+        for failure in summary.failed:
+            log.warning("file not indexed", path=failure.path, reason=failure.reason)
+
+    await index_once()
+    async for _changes in watchfiles.awatch(*paths, debounce=500, stop_event=stop):
+        await index_once()
+
+
+def _login_lines(settings: Settings, created: list[str]) -> list[str]:
+    url = settings.public_url or f"http://{settings.host}:{settings.port}/"
+    lines = [*created, f"Memex is serving on {url}"]
+    if created:
+        lines.append(f"Log in at {url} with that email and password.")
+    return lines
+
+
+async def serve_forever(settings: Settings, *, paths: list[Path], worker: bool) -> None:
+    """Run the server until SIGINT or SIGTERM, then stop the watcher, let running jobs finish, and close."""
+    runtime = await open_runtime(settings)
+    try:
+        bootstrap = await ensure_admin(runtime)
+        for line in _login_lines(settings, bootstrap.lines() if bootstrap else []):
+            console.print(escape(line), highlight=False, soft_wrap=True)
+        server = _Server(
+            uvicorn.Config(
+                create_app(settings, runtime=runtime),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level.lower(),
+                proxy_headers=True,
+                server_header=False,
+                http="h11",
+                h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+            )
+        )
+        stop = asyncio.Event()
+
+        def on_signal() -> None:
+            if server.should_exit:
+                server.force_exit = True  # a second Ctrl-C: stop now, without waiting for connections
+            server.should_exit = True
+            stop.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+
+        background: list[asyncio.Task[None]] = []
+        jobs_app = build_app(runtime) if worker else None
+        if jobs_app is not None:
+            await jobs_app.open_async()
+            background.append(
+                asyncio.create_task(
+                    _supervise("job worker", lambda: run_worker(jobs_app, concurrency=IN_PROCESS_CONCURRENCY))
+                )
+            )
+        if paths:
+            background.append(
+                asyncio.create_task(_supervise("folder indexer", lambda: _keep_indexed(runtime, paths, stop)))
+            )
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            for task in background:
+                task.cancel()  # the worker turns this into a graceful stop: running jobs finish first
+            await asyncio.gather(*background, return_exceptions=True)
+            if jobs_app is not None:
+                await jobs_app.close_async()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    finally:
+        await runtime.close()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help=_SERVE_HELP)
+    def serve(
+        ctx: typer.Context,
+        host: Annotated[
+            str | None, typer.Option("--host", help="Address to listen on [default: MEMEX_HOST, 127.0.0.1].")
+        ] = None,
+        port: Annotated[
+            int | None, typer.Option("--port", min=1, max=65535, help="Port to listen on [default: MEMEX_PORT, 8420].")
+        ] = None,
+        index: Annotated[
+            list[Path] | None,
+            typer.Option("--index", help="Keep this folder indexed into the 'default' KB, watching it (repeatable)."),
+        ] = None,
+        no_worker: Annotated[
+            bool, typer.Option("--no-worker", help="Do not run jobs here (run `memex worker`).")
+        ] = False,
+    ) -> None:
+        settings = settings_from(ctx)
+        updates = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+        settings = settings.model_copy(update=updates)
+        paths = [p.expanduser() for p in index or []]
+        for path in paths:
+            if not path.exists():
+                console.print(f"[red]error:[/red] path does not exist: {escape(str(path))}", highlight=False)
+                raise typer.Exit(EXIT_FATAL)
+        try:
+            check_auth_config(settings)
+        except MemexError as exc:
+            console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_FATAL) from exc
+        run_async(lambda: serve_forever(settings, paths=paths, worker=not no_worker))

@@ -1,0 +1,271 @@
+"""Documents through the API: upload (stored and queued in one transaction), read, download, delete, retry, and
+the ingestion job's body (parse → chunk → embed → swap chunks), which leaves every document indexed or failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from memex import jobs
+from memex.documents import store
+from memex.documents.models import Document
+from memex.errors import Conflict, InvalidInput, NotFound, ParseError, UnsupportedFileType
+from memex.ingest import detect
+from memex.ingest.folders import chunker_for
+from memex.ingest.parsers import SUPPORTED_EXTENSIONS, extension_of, mime_for
+from memex.ingest.prepare import file_type, prepare
+from memex.kbs.access import Actor, Role, kb_filter, scope_for
+from memex.kbs.service import require_kb
+from memex.runtime import Runtime
+
+PENDING = ("queued", "indexing")
+MAX_NAME_CHARS = 1024
+# Longest failure reason kept on a document: enough for any message we write, bounded for tracebacks.
+MAX_REASON_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """One uploaded file: its name (possibly a relative path, "notes/a.md") and its bytes."""
+
+    name: str
+    data: bytes
+
+
+async def _document(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID, role: Role) -> Document:
+    actor.require_scope(scope_for(role))
+    condition, params = kb_filter(actor, Role.viewer, column="d.kb_id")
+    doc = await store.get(conn, document_id=document_id, kb_condition=condition, params=params)
+    if doc is None:
+        # Same answer for "does not exist" and "not yours", so ids cannot be probed.
+        raise NotFound("document not found")
+    if role > Role.viewer:
+        await require_kb(conn, actor, doc.kb_id, role)
+    return doc
+
+
+async def upload(
+    runtime: Runtime, actor: Actor, *, kb_id: uuid.UUID, receive: Callable[[], Awaitable[Sequence[Upload]]]
+) -> list[Document]:
+    """Store uploaded files and queue their ingestion; a file with a name already in the KB replaces that document.
+
+    Access is checked before `receive` reads the body, and no connection is held while it streams.
+    """
+    async with runtime.engine.connect() as conn:
+        await require_kb(conn, actor, kb_id, Role.editor)
+    received = await receive()
+    if not received:
+        raise InvalidInput("no files: send one or more in the multipart field 'files'")
+    # The last of several files with one name wins, as it would on disk.
+    files = {clean_name(f.name): f.data for f in received}
+    accepted = accepted_extensions(runtime.settings.allowed_file_types)
+    for name, data in files.items():
+        check_file(name, data, accepted)
+
+    documents: list[Document] = []
+    queued: list[uuid.UUID] = []
+    async with runtime.engine.begin() as conn:
+        await require_kb(conn, actor, kb_id, Role.editor)
+        for name, data in files.items():
+            sha = hashlib.sha256(data).hexdigest()
+            existing = await store.find_by_path(conn, kb_id=kb_id, source_path=name)
+            if existing is not None and existing.sha256 == sha and existing.status != "failed":
+                documents.append(existing)  # same content, already indexed or on its way
+                continue
+            await store.put_blob(conn, sha256=sha, data=data)
+            document_id = await store.upsert_document(
+                conn,
+                kb_id=kb_id,
+                source_path=name,
+                title=existing.title if existing else PurePath(name).stem,
+                mime=mime_for(name),
+                file_type=file_type(name),
+                sha256=sha,
+                size=len(data),
+                status="queued",
+                modified_at=None,
+            )
+            if existing is not None and existing.sha256 != sha:
+                await store.delete_orphan_blobs(conn, shas=[existing.sha256])
+            queued.append(document_id)
+            found = await store.find_by_path(conn, kb_id=kb_id, source_path=name)
+            assert found is not None
+            documents.append(found)
+        await jobs.defer_ingest(conn, document_ids=queued)
+    return documents
+
+
+def clean_name(raw: str) -> str:
+    """A stored name from an uploaded file name: a relative path with forward slashes, nothing climbing out."""
+    parts = [p for p in raw.replace("\\", "/").strip().split("/") if p not in ("", ".")]
+    if not parts or ".." in parts or len(raw) > MAX_NAME_CHARS or any(ord(ch) < 0x20 for ch in raw):
+        raise InvalidInput(f"invalid file name {raw[:100]!r}: use a relative path such as notes/today.md")
+    return "/".join(parts)
+
+
+def accepted_extensions(allowed: Sequence[str]) -> frozenset[str]:
+    """Supported extensions, narrowed to MEMEX_ALLOWED_FILE_TYPES when that is set."""
+    if not allowed:
+        return SUPPORTED_EXTENSIONS
+    return SUPPORTED_EXTENSIONS & {"." + t.lower().lstrip(".") for t in allowed}
+
+
+def check_file(name: str, data: bytes, accepted: frozenset[str]) -> None:
+    """Refuse a file whose extension is not accepted or whose content is not what its extension says."""
+    ext = extension_of(name)
+    if ext not in accepted:
+        shown = f"file type {ext}" if ext else "a file without an extension"
+        raise UnsupportedFileType(f"{name}: {shown} is not accepted; accepted types: {', '.join(sorted(accepted))}")
+    if not data.strip():
+        raise InvalidInput(f"{name}: the file is empty")
+    if not detect.sniff_matches(data, ext):
+        why = _SIGNATURES.get(ext, "wrong signature")
+        raise UnsupportedFileType(f"{name}: the content is not a {ext.lstrip('.').upper()} file ({why})")
+    if _is_text(name) and detect.looks_binary(data):
+        raise UnsupportedFileType(f"{name}: binary content where {ext} text was expected")
+
+
+_SIGNATURES = {".pdf": "no %PDF- header", ".docx": "not a ZIP archive"}
+
+
+def _is_text(name: str) -> bool:
+    mime = mime_for(name)
+    return mime.startswith("text/") or mime == "application/json"
+
+
+async def list_documents(
+    runtime: Runtime, actor: Actor, *, kb_id: uuid.UUID, limit: int = 1000, offset: int = 0
+) -> list[Document]:
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise InvalidInput("limit must be between 1 and 1000, and offset not negative")
+    async with runtime.engine.connect() as conn:
+        await require_kb(conn, actor, kb_id, Role.viewer)
+        return await store.list_in_kb(conn, kb_id=kb_id, limit=limit, offset=offset)
+
+
+async def get(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> Document:
+    async with runtime.engine.connect() as conn:
+        return await _document(conn, actor, document_id, Role.viewer)
+
+
+async def original(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> tuple[Document, bytes]:
+    """A document and the bytes it was made from."""
+    async with runtime.engine.connect() as conn:
+        doc = await _document(conn, actor, document_id, Role.viewer)
+        data = await store.blob(conn, sha256=doc.sha256)
+    if data is None:
+        raise NotFound("the original file is gone")
+    return doc, data
+
+
+async def delete(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> None:
+    """Delete a document, its chunks, and its original unless another document shares it."""
+    async with runtime.engine.begin() as conn:
+        doc = await _document(conn, actor, document_id, Role.editor)
+        await store.delete(conn, document_ids=[doc.id])
+
+
+async def rename(runtime: Runtime, actor: Actor, document_id: uuid.UUID, *, name: str) -> Document:
+    """Give a document another name (a moved file keeps its chunks: nothing is re-indexed)."""
+    new_name = clean_name(name)
+    try:
+        async with runtime.engine.begin() as conn:
+            doc = await _document(conn, actor, document_id, Role.editor)
+            if extension_of(new_name) != extension_of(doc.source_path):
+                raise InvalidInput("a rename cannot change the file's extension: upload the file under its new name")
+            await store.rename(conn, document_id=doc.id, source_path=new_name, modified_at=doc.modified_at)
+            renamed = await store.find_by_path(conn, kb_id=doc.kb_id, source_path=new_name)
+    except IntegrityError as exc:
+        raise Conflict(f"another document is already named {new_name!r} in this knowledge base") from exc
+    assert renamed is not None
+    return renamed
+
+
+async def retry(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> Document:
+    """Queue a failed document for ingestion again."""
+    async with runtime.engine.begin() as conn:
+        doc = await _document(conn, actor, document_id, Role.editor)
+        if doc.status != "failed":
+            raise Conflict(f"only a failed document can be retried; this one is {doc.status}")
+        await store.mark_status(conn, document_id=doc.id, status="queued")
+        await jobs.defer_ingest(conn, document_ids=[doc.id])
+    return dataclasses.replace(doc, status="queued", error=None)
+
+
+async def ingest(runtime: Runtime, document_id: uuid.UUID) -> None:
+    """Index one queued document. A file that cannot be parsed fails it; other errors propagate (to be retried)."""
+    async with runtime.engine.begin() as conn:
+        doc = await store.get_for_update(conn, document_id=document_id)
+        if doc is None or doc.status not in PENDING:
+            return  # deleted, or an earlier job for the same document already finished it
+        data = await store.blob(conn, sha256=doc.sha256)
+        await store.mark_status(conn, document_id=doc.id, status="indexing")
+    if data is None:
+        await finish_failed(runtime, doc, "the original file is missing from the database: upload it again")
+        return
+    try:
+        prepared = await asyncio.to_thread(prepare, data, doc.source_path, chunker_for(runtime))
+    except (ParseError, UnsupportedFileType) as exc:
+        await finish_failed(runtime, doc, exc.message)
+        return
+    if not prepared.chunks:
+        await finish_failed(runtime, doc, "no text found in the file")
+        return
+    embedder = await runtime.load_embedder()
+    vectors = await asyncio.to_thread(embedder.embed_documents, [c.embed_text for c in prepared.chunks])
+    async with runtime.engine.begin() as conn:
+        if not await _still_current(conn, doc):
+            return
+        await store.set_parsed(
+            conn,
+            document_id=doc.id,
+            title=prepared.parsed.title,
+            mime=prepared.mime,
+            file_type=prepared.file_type,
+            metadata=json.dumps(prepared.parsed.metadata, default=str),
+        )
+        # The old chunks stay searchable until this commit swaps in the new ones.
+        await store.replace_chunks(conn, document_id=doc.id, kb_id=doc.kb_id, chunks=prepared.chunks, vectors=vectors)
+
+
+async def _still_current(conn: AsyncConnection, doc: Document) -> bool:
+    """False when the document was deleted or replaced by a newer upload while we worked on it."""
+    current = await store.get_for_update(conn, document_id=doc.id)
+    return current is not None and current.sha256 == doc.sha256 and current.status in PENDING
+
+
+async def finish_failed(runtime: Runtime, doc: Document, reason: str) -> None:
+    """Mark a document failed with the reason (unless newer content replaced it meanwhile)."""
+    async with runtime.engine.begin() as conn:
+        if await _still_current(conn, doc):
+            await store.mark_status(conn, document_id=doc.id, status="failed", error=reason[:MAX_REASON_CHARS])
+
+
+async def attempt_failed(runtime: Runtime, document_id: uuid.UUID, *, reason: str, final: bool) -> None:
+    """Record a failed attempt: back to `queued` while retries remain, `failed` with the reason after the last."""
+    async with runtime.engine.begin() as conn:
+        doc = await store.get_for_update(conn, document_id=document_id)
+        if doc is None or doc.status not in PENDING:
+            return
+        status, error = ("failed", reason) if final else ("queued", f"{reason} (will retry)")
+        await store.mark_status(conn, document_id=doc.id, status=status, error=error[:MAX_REASON_CHARS])
+
+
+async def requeue_lost(runtime: Runtime, *, idle_seconds: float) -> list[uuid.UUID]:
+    """Queue again the documents whose job was lost (aborted at shutdown, or its worker died)."""
+    async with runtime.engine.begin() as conn:
+        lost = await store.without_live_job(conn, task_name=jobs.INGEST_TASK, idle_seconds=idle_seconds)
+        for document_id in lost:
+            await store.mark_status(conn, document_id=document_id, status="queued")
+        await jobs.defer_ingest(conn, document_ids=lost)
+    return lost

@@ -1,0 +1,43 @@
+"""The job queue (procrastinate): task names, and enqueueing inside the caller's transaction.
+
+Enqueueing runs procrastinate's own `defer_jobs` query on the connection that records the document, so the
+job exists if and only if that transaction commits: a crash can never lose an accepted upload.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from procrastinate import PsycopgConnector
+from procrastinate import jobs as pjobs
+from procrastinate.manager import JobManager
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+NAMESPACE = "memex"
+INGEST_QUEUE = "ingest"
+INGEST_TASK = f"{NAMESPACE}:ingest_document"
+
+
+async def defer_ingest(conn: AsyncConnection, *, document_ids: Sequence[uuid.UUID]) -> None:
+    """Enqueue one ingestion job per document, in `conn`'s transaction."""
+    if not document_ids:
+        return
+    raw = await conn.get_raw_connection()
+    # A connector that is never opened: with an explicit connection procrastinate needs no pool of its own.
+    manager = JobManager(PsycopgConnector())
+    await manager.batch_defer_jobs_async(
+        jobs=[
+            pjobs.Job(
+                id=None,
+                queue=INGEST_QUEUE,
+                # Jobs of one document run one after the other, never concurrently.
+                lock=f"document:{document_id}",
+                queueing_lock=None,
+                task_name=INGEST_TASK,
+                task_kwargs={"document_id": str(document_id)},
+            )
+            for document_id in document_ids
+        ],
+        connection=raw.driver_connection,
+    )

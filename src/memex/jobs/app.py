@@ -1,0 +1,35 @@
+"""The procrastinate App, built from a Runtime (never at import time), and the worker loop `serve` and `worker` run."""
+
+from __future__ import annotations
+
+import procrastinate
+from procrastinate import RetryStrategy
+
+from memex import jobs
+from memex.db.engine import libpq_url
+from memex.jobs import tasks
+from memex.runtime import Runtime
+
+# Running jobs get this long to finish on shutdown; the rest are aborted and queued again by `recover`.
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+def build_app(runtime: Runtime, *, retry: RetryStrategy = tasks.RETRY, pool_size: int = 4) -> procrastinate.App:
+    """A job app on the runtime's database, with Memex's tasks registered. Open it before running a worker."""
+    connector = procrastinate.PsycopgConnector(conninfo=libpq_url(runtime.database_url), min_size=1, max_size=pool_size)
+    app = procrastinate.App(connector=connector)
+    app.add_tasks_from(tasks.blueprint(runtime, retry=retry), namespace=jobs.NAMESPACE)
+    return app
+
+
+async def run_worker(
+    app: procrastinate.App, *, concurrency: int, wait: bool = True, install_signal_handlers: bool = False
+) -> None:
+    """Run jobs until cancelled (or, with wait=False, until the queue is empty); the app must be open."""
+    await app.run_worker_async(
+        name="memex-worker",
+        concurrency=concurrency,
+        wait=wait,
+        install_signal_handlers=install_signal_handlers,
+        shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
+    )

@@ -1,0 +1,61 @@
+"""Job tasks, declared on a Blueprint bound to one Runtime; each is a few lines calling a service."""
+
+from __future__ import annotations
+
+import uuid
+
+from procrastinate import Blueprint, JobContext, RetryStrategy
+
+from memex import jobs
+from memex.documents import service
+from memex.errors import MemexError
+from memex.runtime import Runtime
+
+# Three runs in all (now, after 5 s, after 25 s more): enough to ride out a database restart or a busy model.
+RETRY = RetryStrategy(max_attempts=2, exponential_wait=5)
+# A queued document with no job for this long lost its job (aborted at shutdown, or its worker died).
+LOST_AFTER_SECONDS = 120
+# A running job whose worker has not sent a heartbeat for this long is run again elsewhere.
+STALLED_AFTER_SECONDS = 60
+# Finished jobs are kept this long for inspection; the documents keep their own status and error.
+JOB_HISTORY_HOURS = 7 * 24
+
+
+def reason(exc: BaseException) -> str:
+    """What a user reads about a failed attempt."""
+    if isinstance(exc, MemexError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def blueprint(runtime: Runtime, *, retry: RetryStrategy = RETRY) -> Blueprint:
+    """The tasks, closing over the runtime they work with (no module-level state)."""
+    bp = Blueprint()
+
+    @bp.task(name="ingest_document", queue=jobs.INGEST_QUEUE, retry=retry, pass_context=True)
+    async def ingest_document(context: JobContext, document_id: str) -> None:
+        """Parse, chunk, embed and store one uploaded document."""
+        doc_id = uuid.UUID(document_id)
+        try:
+            await service.ingest(runtime, doc_id)
+        except Exception as exc:
+            final = retry.max_attempts is not None and context.job.attempts >= retry.max_attempts
+            await service.attempt_failed(runtime, doc_id, reason=reason(exc), final=final)
+            raise
+
+    @bp.periodic(cron="*/2 * * * *")
+    @bp.task(name="recover", queue=jobs.INGEST_QUEUE, pass_context=True)
+    async def recover(context: JobContext, timestamp: int) -> None:
+        """Run again the jobs of dead workers, queue again documents whose job was lost, forget old jobs."""
+        assert context.app is not None
+        manager = context.app.job_manager
+        for job in await manager.get_stalled_jobs(
+            task_name=jobs.INGEST_TASK, seconds_since_heartbeat=STALLED_AFTER_SECONDS
+        ):
+            await manager.retry_job(job)
+        await service.requeue_lost(runtime, idle_seconds=LOST_AFTER_SECONDS)
+        await manager.delete_old_jobs(
+            nb_hours=JOB_HISTORY_HOURS, include_failed=True, include_cancelled=True, include_aborted=True
+        )
+
+    return bp

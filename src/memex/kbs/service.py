@@ -1,0 +1,150 @@
+"""Knowledge-base rules: who may read, change, share and delete a KB.
+
+Every decision goes through the SQL filter in `kbs.access`: a KB the actor cannot read is "not found"
+(so ids cannot be probed), one they can read but lack the role for is "permission denied".
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from memex.accounts import store as accounts
+from memex.documents import store as documents
+from memex.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from memex.kbs import store
+from memex.kbs.access import Actor, Role, scope_for
+from memex.kbs.models import KbListing, KnowledgeBase, Member
+
+PERSONAL_KB = "Personal"
+MAX_NAME = 200
+MAX_DESCRIPTION = 2000
+SHARE_ROLES = (Role.viewer, Role.editor)
+
+
+async def require_kb(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, role: Role = Role.viewer) -> KnowledgeBase:
+    """The KB if the actor holds `role` on it: NotFound if unreadable, PermissionDenied if the role falls short."""
+    kb = await store.get_for(conn, actor, kb_id, Role.viewer)
+    if kb is None:
+        raise NotFound("knowledge base not found")
+    if role > Role.viewer:
+        actor.require_scope(scope_for(role))
+        if await store.get_for(conn, actor, kb_id, role) is None:
+            raise PermissionDenied(_role_needed(role))
+    return kb
+
+
+def _role_needed(role: Role) -> str:
+    if role is Role.owner:
+        return "only the owner of this knowledge base or an admin can do this"
+    return f"you need the {role.name} role on this knowledge base to do this"
+
+
+async def list_kbs(conn: AsyncConnection, actor: Actor) -> list[KbListing]:
+    """The KBs the actor may read, with their role and document count."""
+    found = await store.list_for(conn, actor)
+    counts = await store.document_counts(conn, [kb.id for kb in found])
+    return [KbListing(kb=kb, document_count=counts.get(kb.id, 0)) for kb in found]
+
+
+async def get_kb(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID) -> KbListing:
+    kb = await require_kb(conn, actor, kb_id)
+    counts = await store.document_counts(conn, [kb.id])
+    return KbListing(kb=kb, document_count=counts.get(kb.id, 0))
+
+
+def _clean_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise InvalidInput("a knowledge base needs a name")
+    if len(cleaned) > MAX_NAME:
+        raise InvalidInput(f"a knowledge base name is at most {MAX_NAME} characters")
+    return cleaned
+
+
+def _clean_description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidInput(f"a description is at most {MAX_DESCRIPTION} characters")
+    return description.strip()
+
+
+async def create_kb(
+    conn: AsyncConnection, actor: Actor, *, name: str, description: str = "", owner: uuid.UUID | None = None
+) -> KnowledgeBase:
+    """A new KB owned by `owner` (default: the actor; the system actor without an owner makes a local, ownerless KB)."""
+    actor.require_scope("write")
+    if actor.kb_ids is not None:
+        raise PermissionDenied("this API key is limited to some knowledge bases and cannot create new ones")
+    if owner is not None and owner != actor.user_id and not actor.is_system:
+        raise PermissionDenied("you can only create knowledge bases for yourself")
+    owner_id = owner if owner is not None else actor.user_id
+    name = _clean_name(name)
+    if await store.name_taken(conn, owner_id=owner_id, name=name):
+        raise Conflict(f"you already have a knowledge base named {name!r}")
+    return await store.create(conn, name=name, owner_id=owner_id, description=_clean_description(description))
+
+
+async def create_personal_kb(conn: AsyncConnection, user_id: uuid.UUID) -> KnowledgeBase:
+    """Every user's own KB, made with the account; it cannot be deleted."""
+    return await store.create(conn, name=PERSONAL_KB, owner_id=user_id, is_personal=True)
+
+
+async def update_kb(
+    conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, *, name: str | None = None, description: str | None = None
+) -> KnowledgeBase:
+    """Rename a KB or change its description (owner or admin)."""
+    kb = await require_kb(conn, actor, kb_id, Role.owner)
+    if name is not None:
+        name = _clean_name(name)
+        if name != kb.name and await store.name_taken(conn, owner_id=kb.owner_id, name=name, except_id=kb.id):
+            raise Conflict(f"the owner already has a knowledge base named {name!r}")
+    await store.update(
+        conn, kb_id=kb.id, name=name, description=None if description is None else _clean_description(description)
+    )
+    return await require_kb(conn, actor, kb_id)
+
+
+async def delete_kb(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID) -> None:
+    """Delete a KB with all its documents (owner or admin); a personal KB stays."""
+    kb = await require_kb(conn, actor, kb_id, Role.owner)
+    if kb.is_personal:
+        raise Conflict("a personal knowledge base cannot be deleted")
+    shas = await store.delete(conn, kb_id=kb.id)
+    await documents.delete_orphan_blobs(conn, shas=shas)
+
+
+async def list_members(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID) -> list[Member]:
+    """Who has access to a KB; anyone who can read it may see this."""
+    kb = await require_kb(conn, actor, kb_id)
+    return await store.members(conn, kb_id=kb.id)
+
+
+async def share(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, *, email: str, role: Role) -> Member:
+    """Give a user viewer or editor access (owner or admin); sharing again changes the role."""
+    kb = await require_kb(conn, actor, kb_id, Role.owner)
+    if role not in SHARE_ROLES:
+        raise InvalidInput("a knowledge base can be shared as viewer or editor")
+    user = await accounts.get_user_by_email(conn, email.strip())
+    if user is None:
+        raise NotFound("no user with this email")
+    if user.id == kb.owner_id:
+        raise Conflict("this user owns the knowledge base")
+    await store.add_member(conn, kb_id=kb.id, user_id=user.id, role=role)
+    found = await store.member(conn, kb_id=kb.id, user_id=user.id)
+    assert found is not None
+    return found
+
+
+async def unshare(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Remove a member (owner or admin); members may also remove themselves. The owner cannot be removed."""
+    leaving = user_id == actor.user_id
+    kb = await require_kb(conn, actor, kb_id, Role.viewer if leaving else Role.owner)
+    if leaving:
+        actor.require_scope("write")
+    found = await store.member(conn, kb_id=kb.id, user_id=user_id)
+    if found is None:
+        raise NotFound("this user is not a member of this knowledge base")
+    if found.role == Role.owner.name:
+        raise Conflict("the owner of a knowledge base cannot be removed from it")
+    await store.remove_member(conn, kb_id=kb.id, user_id=user_id)

@@ -1,0 +1,83 @@
+// The API client: JSON in and out, the CSRF header on writes, and the API's {"detail"} as the error message.
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+const CSRF_COOKIE = "memex_csrf";
+
+function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+function detailOf(data, response) {
+  const detail = data && data.detail;
+  if (typeof detail === "string" && detail) return detail;
+  if (Array.isArray(detail)) return detail.map((d) => d.msg || String(d)).join("; ");
+  return `${response.status} ${response.statusText || "error"}`.trim();
+}
+
+async function readBody(response) {
+  if (response.status === 204) return null;
+  const type = response.headers.get("content-type") || "";
+  if (type.includes("json")) {
+    try {
+      return await response.json();
+    } catch {
+      return null;
+    }
+  }
+  return { detail: (await response.text()).slice(0, 300) || undefined };
+}
+
+export function loginUrl() {
+  return "/login?next=" + encodeURIComponent(location.pathname + location.search);
+}
+
+/** Call the API; resolves to the parsed body, rejects with ApiError carrying the server's detail. */
+export async function api(path, { method = "GET", json, form, params, redirectOn401 = true } = {}) {
+  const url = new URL(path, location.origin);
+  for (const [key, value] of Object.entries(params || {})) {
+    for (const item of [].concat(value)) {
+      if (item !== undefined && item !== null && item !== "") url.searchParams.append(key, item);
+    }
+  }
+  const headers = { Accept: "application/json" };
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form) {
+    body = form;
+  }
+  if (method !== "GET" && method !== "HEAD") {
+    const token = cookie(CSRF_COOKIE);
+    if (token) headers["X-CSRF-Token"] = token;
+  }
+  let response;
+  try {
+    response = await fetch(url, { method, headers, body, credentials: "same-origin" });
+  } catch {
+    throw new ApiError(0, "Cannot reach the Memex server. Check your connection and try again.");
+  }
+  const data = await readBody(response);
+  if (response.status === 401 && redirectOn401) {
+    location.assign(loginUrl());
+    return new Promise(() => {}); // the page is going away; callers need not handle this
+  }
+  if (!response.ok) throw new ApiError(response.status, detailOf(data, response));
+  return data;
+}
+
+/** The list in a response, whether the API sent a bare array or {key: [...]}. */
+export function items(data, key) {
+  if (Array.isArray(data)) return data;
+  return (data && Array.isArray(data[key]) && data[key]) || [];
+}

@@ -1,0 +1,290 @@
+// One knowledge base: its documents (upload, live status, download, retry, delete), members and settings.
+
+import { api, items } from "./api.js";
+import { flash, run, start } from "./layout.js";
+import { $, badge, busy, clearError, confirmAction, el, fillTable, formatBytes, refocus, showError, timeElement } from "./ui.js";
+
+const kbId = document.body.dataset.kbId;
+const kbPath = `/api/kbs/${encodeURIComponent(kbId)}`;
+const POLL_MS = 1500;
+const PENDING = new Set(["queued", "indexing"]);
+const STATUS_KIND = { queued: "pending", indexing: "pending", indexed: "ok", failed: "bad" };
+const ROLE_LABELS = { owner: "Owner", editor: "Editor", viewer: "Viewer" };
+
+let canWrite = false;
+let pollTimer = null;
+let currentKb = null;
+let isOwnerOfKb = false;
+let me = null;
+
+// ---- documents ----
+
+function documentRow(doc) {
+  const file = doc.name || doc.path || doc.source_path || "";
+  const name = doc.title || file;
+  const path = file !== name ? file : "";
+  const fileUrl = `/api/documents/${encodeURIComponent(doc.id)}/file`;
+  const status = el("td", { class: "status" }, badge(doc.status, STATUS_KIND[doc.status] || ""));
+  if (doc.status === "failed" && doc.error) status.append(el("div", { class: "error-text small" }, doc.error));
+  else if (doc.error) status.append(el("div", { class: "muted small" }, `Retrying after: ${doc.error}`));
+  const actions = el(
+    "td",
+    { class: "row-actions" },
+    el("a", { class: "button secondary small", href: fileUrl, download: file.split("/").pop(), "aria-label": `Download ${name}` }, "Download"),
+  );
+  if (canWrite && doc.status === "failed") {
+    actions.append(el("button", { type: "button", class: "button secondary small", onclick: (e) => retry(doc, e.currentTarget), "aria-label": `Retry ${name}` }, "Retry"));
+  }
+  if (canWrite) {
+    actions.append(el("button", { type: "button", class: "button danger small", onclick: () => remove(doc, name), "aria-label": `Delete ${name}` }, "Delete"));
+  }
+  return el(
+    "tr",
+    { dataset: { id: doc.id, status: doc.status } },
+    el("td", {}, el("div", { class: "doc-name" }, name), path ? el("div", { class: "muted small" }, path) : null),
+    status,
+    el("td", { class: "num" }, formatBytes(doc.size)),
+    el("td", { class: "wide-only" }, timeElement(doc.updated_at || doc.indexed_at || doc.created_at, { time: true })),
+    actions,
+  );
+}
+
+/** Rows are replaced only when their document changed, so focus survives the polling. */
+function renderDocuments(docs) {
+  const table = $("#docs-table");
+  const previous = new Map([...table.tBodies[0].rows].map((row) => [row.dataset.id, row]));
+  const rows = docs.map((doc) => {
+    const signature = JSON.stringify([doc.status, doc.error, doc.title, doc.size, doc.updated_at, canWrite]);
+    const old = previous.get(String(doc.id));
+    if (old && old.dataset.signature === signature) return old;
+    const row = documentRow(doc);
+    row.dataset.signature = signature;
+    return row;
+  });
+  fillTable(table, $("#docs-empty"), rows);
+  const pending = docs.filter((d) => PENDING.has(d.status)).length;
+  $("#docs-count").textContent = docs.length
+    ? `${docs.length} document${docs.length === 1 ? "" : "s"}${pending ? `, ${pending} being indexed` : ""}`
+    : "";
+  return pending;
+}
+
+async function loadDocuments() {
+  clearTimeout(pollTimer);
+  pollTimer = null;
+  try {
+    const pending = renderDocuments(items(await api(`${kbPath}/documents`), "documents"));
+    if (pending) pollTimer = setTimeout(loadDocuments, POLL_MS);
+  } catch (error) {
+    showError($("#upload-error"), error);
+    pollTimer = setTimeout(loadDocuments, POLL_MS * 4); // a blip should not stop the live status for good
+  }
+}
+
+async function upload(fileList) {
+  const files = [...fileList];
+  if (!files.length) return;
+  const error = $("#upload-error");
+  const status = $("#upload-status");
+  clearError(error);
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  status.textContent = `Uploading ${files.length} file${files.length === 1 ? "" : "s"}…`;
+  try {
+    const data = await api(`${kbPath}/documents`, { method: "POST", form });
+    const accepted = items(data, "documents");
+    status.textContent = `${accepted.length} file${accepted.length === 1 ? "" : "s"} accepted.`;
+  } catch (err) {
+    status.textContent = "";
+    showError(error, err);
+  } finally {
+    $("#file-input").value = "";
+  }
+  await loadDocuments();
+}
+
+async function retry(doc, button) {
+  await busy(button, async () => {
+    try {
+      await api(`/api/documents/${encodeURIComponent(doc.id)}/retry`, { method: "POST" });
+    } catch (err) {
+      showError($("#upload-error"), err);
+    }
+  });
+  await loadDocuments();
+}
+
+async function remove(doc, name) {
+  const ok = await confirmAction({ title: "Delete document?", message: `“${name}” and its search index will be deleted.` });
+  if (!ok) return;
+  try {
+    await api(`/api/documents/${encodeURIComponent(doc.id)}`, { method: "DELETE" });
+    $("#upload-status").textContent = `Deleted “${name}”.`;
+  } catch (err) {
+    showError($("#upload-error"), err);
+  }
+  await loadDocuments();
+  refocus($("#docs-title"));
+}
+
+function setUpDropzone() {
+  const zone = $("#upload");
+  const input = $("#file-input");
+  zone.hidden = false;
+  $("#choose-files").addEventListener("click", () => input.click());
+  input.addEventListener("change", () => upload(input.files));
+  // Dropping a file anywhere else would make the browser open it and leave the page.
+  for (const type of ["dragover", "drop"]) document.addEventListener(type, (e) => e.preventDefault());
+  let depth = 0;
+  zone.addEventListener("dragenter", () => {
+    depth += 1;
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (!depth) zone.classList.remove("dragging");
+  });
+  zone.addEventListener("drop", (event) => {
+    depth = 0;
+    zone.classList.remove("dragging");
+    upload(event.dataTransfer.files);
+  });
+}
+
+// ---- members ----
+
+async function loadMembers(isOwner) {
+  let members;
+  try {
+    members = items(await api(`${kbPath}/members`), "members");
+  } catch {
+    return; // without the right to see members the section simply stays hidden
+  }
+  $("#members").hidden = false;
+  $("#share-form").hidden = !isOwner;
+  const rows = members.map((m) => {
+    const who = m.email || m.user_id;
+    const isMe = String(m.user_id) === String(me.id);
+    const actions = el("td", { class: "row-actions" });
+    if (m.role !== "owner" && (isOwner || isMe)) {
+      const label = isMe && !isOwner ? "Leave" : "Remove";
+      actions.append(el("button", { type: "button", class: "button danger small", onclick: () => removeMember(m, who, isMe), "aria-label": `${label} ${who}` }, label));
+    }
+    return el("tr", { dataset: { userId: m.user_id } }, el("td", {}, who), el("td", {}, badge(ROLE_LABELS[m.role] || m.role, m.role)), actions);
+  });
+  fillTable($("#members-table"), null, rows);
+  $("#members-table").hidden = false;
+}
+
+async function share(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const error = $("#share-error");
+  clearError(error);
+  await busy(form.querySelector("button[type=submit]"), async () => {
+    try {
+      await api(`${kbPath}/members`, { method: "POST", json: { email: form.email.value.trim(), role: form.role.value } });
+      form.email.value = "";
+      await loadMembers(true);
+    } catch (err) {
+      showError(error, err);
+      form.email.focus();
+    }
+  });
+}
+
+async function removeMember(member, who, isMe) {
+  const leaving = isMe && !isOwnerOfKb;
+  const ok = await confirmAction(
+    leaving
+      ? { title: "Leave knowledge base?", message: "You will lose access to it until someone shares it with you again.", confirmLabel: "Leave" }
+      : { title: "Remove member?", message: `${who} will lose access to this knowledge base.`, confirmLabel: "Remove" },
+  );
+  if (!ok) return;
+  try {
+    await api(`${kbPath}/members/${encodeURIComponent(member.user_id)}`, { method: "DELETE" });
+  } catch (err) {
+    flash(err);
+    return;
+  }
+  if (leaving) location.assign("/kbs");
+  else {
+    await loadMembers(true);
+    refocus($("#members-title"));
+  }
+}
+
+// ---- settings ----
+
+function showKb(kb) {
+  currentKb = kb;
+  document.title = `${kb.name} · Memex`;
+  $("#kb-title").textContent = kb.name;
+  $("#kb-role").textContent = ROLE_LABELS[kb.role] || kb.role || "";
+  $("#kb-role").className = `badge ${kb.role || ""}`;
+  $("#kb-description").textContent = kb.description || "";
+}
+
+async function save(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const error = $("#kb-edit-error");
+  clearError(error);
+  await busy(form.querySelector("button[type=submit]"), async () => {
+    try {
+      const kb = await api(kbPath, { method: "PATCH", json: { name: form.name.value.trim(), description: form.description.value.trim() } });
+      showKb({ role: currentKb.role, ...(kb.kb || kb) });
+    } catch (err) {
+      showError(error, err);
+    }
+  });
+}
+
+async function deleteKb() {
+  const kb = currentKb;
+  const ok = await confirmAction({
+    title: "Delete knowledge base?",
+    message: `“${kb.name}”, all its documents and its search index will be deleted for everyone. This cannot be undone.`,
+  });
+  if (!ok) return;
+  try {
+    await api(kbPath, { method: "DELETE" });
+    location.assign("/kbs");
+  } catch (err) {
+    showError($("#kb-edit-error"), err);
+  }
+}
+
+run(async () => {
+  const user = await start();
+  me = user;
+  let kb;
+  try {
+    kb = await api(kbPath);
+  } catch (error) {
+    $("#kb-title").textContent = "Knowledge base not available";
+    for (const section of document.querySelectorAll("main section")) section.hidden = true;
+    flash(error);
+    return;
+  }
+  kb = kb.kb || kb;
+  showKb(kb);
+  const isOwner = kb.role === "owner" || user.is_admin;
+  isOwnerOfKb = isOwner;
+  canWrite = isOwner || kb.role === "editor";
+  $("#kb-readonly").hidden = canWrite;
+  $("#docs-empty").textContent = canWrite ? "No documents yet — drag files here or choose files." : "No documents yet.";
+  if (canWrite) setUpDropzone();
+  if (isOwner) {
+    $("#kb-settings").hidden = false;
+    const form = $("#kb-edit");
+    form.name.value = kb.name;
+    form.description.value = kb.description || "";
+    form.addEventListener("submit", save);
+    // A personal knowledge base comes with the account and cannot be deleted.
+    $("#kb-delete").hidden = Boolean(kb.is_personal);
+    $("#kb-delete").addEventListener("click", deleteKb);
+    $("#share-form").addEventListener("submit", share);
+  }
+  await Promise.all([loadDocuments(), loadMembers(isOwner)]);
+});

@@ -1,0 +1,129 @@
+"""End-to-end fixtures: a real `memex serve` (with its in-process worker) on a fresh database, and Chromium.
+
+The browser is Debian's chromium driven by Playwright. Without it the tests skip locally and fail on CI
+(CI=true), so a CI image that lost its browser cannot pass quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import clone_database, drop_database
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+]
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "correct-horse-battery"
+# The first start loads the embedding model and migrates; the machines running this are small and shared.
+STARTUP_SECONDS = 180
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    admin_email: str
+    admin_password: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-4000:]
+
+
+def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"memex serve exited with status {process.returncode}:\n{_tail(log)}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"memex serve was not ready after {STARTUP_SECONDS} s:\n{_tail(log)}")
+
+
+@pytest.fixture(scope="module")
+def server(pg_server_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`memex serve` on a free loopback port, its first admin bootstrapped from the environment."""
+    database_url = clone_database(pg_server_url)
+    workdir = tmp_path_factory.mktemp("e2e-server")
+    log = workdir / "serve.log"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MEMEX_DATABASE_URL": database_url,
+        "MEMEX_DATA_DIR": str(workdir / "data"),
+        "MEMEX_ADMIN_EMAIL": ADMIN_EMAIL,
+        "MEMEX_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "MEMEX_LOG_FORMAT": "console",
+        "MEMEX_LOG_LEVEL": "WARNING",
+    }
+    # The `memex` entry point of this interpreter (`-m memex.cli.main` would import main.py twice).
+    entry = "from memex.cli.main import main; main()"
+    command = [sys.executable, "-c", entry, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(url, process, log)
+        yield Server(url=url, admin_email=ADMIN_EMAIL, admin_password=ADMIN_PASSWORD, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        drop_database(pg_server_url, database_url)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Chromium, headless; skipped locally and failed on CI when it is not installed."""
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`"
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    """A fresh browser context (no cookies) at 1280x800; a JavaScript error anywhere fails the test."""
+    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

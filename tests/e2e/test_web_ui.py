@@ -1,0 +1,168 @@
+"""The web UI end to end: a real server and worker, a real browser, the journeys a user takes."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import Server
+
+pytestmark = pytest.mark.slow
+
+DATA = Path(__file__).parents[1] / "data"
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "screenshot-search.png"
+# Parsing, chunking and embedding on a small shared machine; the first job also loads the model.
+INDEXING_MS = 180_000
+VIEWER_EMAIL = "viewer@example.com"
+LEAVER_EMAIL = "leaver@example.com"
+KB_NAME = "Handbook"
+
+
+def log_in(page: Page, email: str, password: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_label("Password").press("Enter")
+    expect(page.locator("#user-email")).to_have_text(email)
+
+
+def drop_files(page: Page, selector: str, paths: list[Path]) -> None:
+    """Drag and drop files onto an element, as a user dragging them from their file manager."""
+    files = [
+        {
+            "name": p.name,
+            "type": mimetypes.guess_type(p.name)[0] or "",
+            "data": base64.b64encode(p.read_bytes()).decode(),
+        }
+        for p in paths
+    ]
+    transfer = page.evaluate_handle(
+        """files => {
+            const transfer = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], f.name, { type: f.type }));
+            }
+            return transfer;
+        }""",
+        files,
+    )
+    page.dispatch_event(selector, "dragenter", {"dataTransfer": transfer})
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
+def test_pages_need_a_login_and_show_the_api_error(page: Page, server: Server) -> None:
+    page.goto("/keys")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fkeys$"))
+    page.get_by_label("Email").fill(server.admin_email)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("invalid email or password")
+    page.get_by_label("Password").fill(server.admin_password)
+    page.get_by_label("Password").press("Enter")
+    expect(page).to_have_url(f"{server.url}/keys")
+
+
+def test_upload_search_share_read_only_and_api_keys(page: Page, server: Server) -> None:
+    log_in(page, server.admin_email, server.admin_password)
+
+    # The admin adds a second user and reads the generated password, shown once.
+    page.get_by_role("link", name="Users").click()
+    page.get_by_label("Email").fill(VIEWER_EMAIL)
+    page.get_by_role("button", name="Create user").click()
+    expect(page.locator("#new-user-email")).to_have_text(VIEWER_EMAIL)
+    viewer_password = page.locator("#new-user-password").inner_text()
+    assert len(viewer_password) >= 8
+    expect(page.locator("#users-table")).to_contain_text(VIEWER_EMAIL)
+    page.get_by_role("button", name="Done").click()
+    page.get_by_label("Email").fill(LEAVER_EMAIL)
+    page.get_by_label("Email").press("Enter")
+    leaver = page.locator("#users-table tbody tr").filter(has_text=LEAVER_EMAIL)
+    leaver.get_by_role("button", name=f"Disable {LEAVER_EMAIL}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Disable").click()
+    expect(leaver).to_contain_text("disabled")
+
+    # A new knowledge base starts empty and says how to fill it.
+    page.get_by_role("link", name="Knowledge bases").click()
+    page.get_by_label("Name").fill(KB_NAME)
+    page.get_by_label("Name").press("Enter")
+    expect(page).to_have_url(re.compile(r"/kbs/[0-9a-f-]{36}$"))
+    kb_url = page.url
+    expect(page.locator("#docs-empty")).to_have_text("No documents yet — drag files here or choose files.")
+    expect(page.locator("#upload")).to_be_visible()
+
+    # One file dropped, one chosen with the file picker; both go queued → indexing → indexed.
+    drop_files(page, "#upload", [DATA / "sample.md"])
+    page.locator("#file-input").set_input_files(DATA / "sample.pdf")
+    rows = page.locator("#docs-table tbody tr")
+    expect(rows).to_have_count(2)
+    for name in ("sample.md", "sample.pdf"):
+        status = rows.filter(has_text=name).locator(".status .badge")
+        expect(status).to_have_text(re.compile("queued|indexing|indexed"))
+        expect(status).to_have_text("indexed", timeout=INDEXING_MS)
+
+    # A word from the Markdown file is found, highlighted, and links to the original file.
+    page.get_by_role("link", name="Search").click()
+    page.get_by_label("Query").fill("rotation")
+    page.get_by_label("Query").press("Enter")
+    hit = page.locator("#results .result").filter(has_text="sample.md").first
+    expect(hit.locator("mark").first).to_have_text(re.compile("rotat", re.IGNORECASE))
+    expect(page).to_have_url(re.compile(r"/\?q=rotation"))
+    source = page.request.get(hit.get_by_role("link").first.get_attribute("href") or "")
+    assert source.ok
+    assert source.body() == (DATA / "sample.md").read_bytes()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOT)
+
+    # Shared as viewer with the second user.
+    page.goto(kb_url)
+    page.get_by_label("Share with (email)").fill(VIEWER_EMAIL)
+    page.get_by_label("Role").select_option("viewer")
+    page.get_by_role("button", name="Share").click()
+    expect(page.locator("#members-table tbody tr").filter(has_text=VIEWER_EMAIL)).to_contain_text("Viewer")
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(f"{server.url}/login")
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+
+    # The viewer sees the knowledge base read-only: documents and downloads, no upload, delete or sharing.
+    log_in(page, VIEWER_EMAIL, viewer_password)
+    expect(page.get_by_role("link", name="Users")).to_be_hidden()
+    page.get_by_role("link", name="Knowledge bases").click()
+    expect(page.locator("#kb-table tbody tr").filter(has_text=KB_NAME)).to_contain_text("Viewer")
+    page.get_by_role("link", name=KB_NAME).click()
+    expect(page.locator("#kb-readonly")).to_be_visible()
+    expect(page.locator("#docs-table tbody tr")).to_have_count(2)
+    expect(page.get_by_role("link", name=re.compile("^Download"))).to_have_count(2)
+    expect(page.locator("#upload")).to_be_hidden()
+    expect(page.get_by_role("button", name=re.compile("^(Delete|Retry)"))).to_have_count(0)
+    expect(page.locator("#share-form")).to_be_hidden()
+    expect(page.locator("#kb-settings")).to_be_hidden()
+
+    # An API key is shown once, works as a bearer token, and stops working when revoked.
+    page.get_by_role("link", name="API keys").click()
+    expect(page.locator("#keys-empty")).to_be_visible()
+    page.get_by_label("Name").fill("e2e script")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.locator("#new-key")).to_be_focused()
+    key = page.locator("#new-key-value").inner_text()
+    bearer = {"Authorization": f"Bearer {key}"}
+    listed = httpx.get(f"{server.url}/api/kbs", headers=bearer)
+    assert listed.status_code == 200, listed.text
+    assert KB_NAME in listed.text
+    page.get_by_role("button", name="Done").click()
+    expect(page.locator("#new-key")).to_be_hidden()
+    row = page.locator("#keys-table tbody tr").filter(has_text="e2e script")
+    prefix = row.locator("code").inner_text().rstrip("…")
+    assert prefix in key
+    row.get_by_role("button", name="Revoke e2e script").click()
+    page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
+    expect(page.locator("#keys-table tbody tr").filter(has_text="e2e script").get_by_role("button")).to_have_count(0)
+    assert httpx.get(f"{server.url}/api/kbs", headers=bearer).status_code == 401
