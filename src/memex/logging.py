@@ -44,6 +44,18 @@ def redact_processor(_logger: Any, _method: str, event: MutableMapping[str, Any]
     return {k: _redact(v, k) if k != "event" else redact_text(str(v)) for k, v in event.items()}
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time of the record, so a replaced stderr is followed."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(settings: Settings) -> None:
     """Route structlog and the standard library through one pipeline that redacts, then renders."""
     level = logging.getLevelName(settings.log_level.upper())
@@ -64,7 +76,7 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

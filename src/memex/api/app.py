@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from memex.accounts.service import check_auth_config
-from memex.api import auth, errors
+from memex.api import access_log, auth, errors
 from memex.runtime import Runtime, open_runtime
 from memex.settings import Settings
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     if runtime is not None:
         app.state.runtime = runtime  # usable without the lifespan too (httpx's ASGITransport runs none)
     errors.install(app)
+    access_log.install(app)
     from memex.api.routes import admin, health, kbs, keys
     from memex.api.routes import auth as auth_routes
 

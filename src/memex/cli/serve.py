@@ -22,6 +22,7 @@ from memex.cli.main import EXIT_FATAL, run_async, settings_from
 from memex.errors import MemexError
 from memex.ingest.folders import index_paths
 from memex.jobs.app import build_app, run_worker
+from memex.logging import configure_logging
 from memex.runtime import Runtime, open_runtime
 from memex.settings import Settings
 
@@ -97,6 +98,7 @@ def _login_lines(settings: Settings, created: list[str]) -> list[str]:
 
 async def serve_forever(settings: Settings, *, paths: list[Path], worker: bool) -> None:
     """Run the server until SIGINT or SIGTERM, then stop the watcher, let running jobs finish, and close."""
+    configure_logging(settings)
     runtime = await open_runtime(settings)
     try:
         bootstrap = await ensure_admin(runtime)

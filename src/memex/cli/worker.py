@@ -9,12 +9,14 @@ from rich.console import Console
 
 from memex.cli.main import run_async, settings_from
 from memex.jobs.app import build_app, run_worker
+from memex.logging import configure_logging
 from memex.runtime import open_runtime
 from memex.settings import Settings
 
 
 async def work_forever(settings: Settings, *, concurrency: int) -> None:
     """Run jobs until SIGINT or SIGTERM; running jobs are let finish."""
+    configure_logging(settings)
     runtime = await open_runtime(settings)
     try:
         await runtime.load_embedder()

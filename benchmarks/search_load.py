@@ -1,0 +1,171 @@
+"""Search under load over HTTP: N concurrent clients against a real `memex serve` for a fixed time.
+
+    python benchmarks/search_load.py [--chunks 10000] [--clients 1,8,32] [--seconds 20]
+
+The KB is filled with synthetic chunks (real sentences and their real embeddings, mixed with noise; see
+search_latency.py), a `memex serve --no-worker` subprocess serves it, and each client loops over real
+SciFact queries through GET /api/search with an API key. The server's query cache is off, so every request
+pays for its query embedding. Prints p50/p95/p99 latency, throughput and errors per client count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from harness import SCIFACT, bench_runtime, emit, log, percentile, read_corpus, scratch_database
+from search_latency import corpus_material, load, synthetic_chunks
+
+from memex.kbs import store as kbs
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _memex(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "memex", *args], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"memex {' '.join(args)} failed: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+async def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit("memex serve exited before it was ready")
+            try:
+                if (await client.get("/api/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.5)
+    raise SystemExit("memex serve did not become ready")
+
+
+async def _run_clients(base: str, key: str, queries: list[str], *, clients: int, seconds: float) -> dict[str, object]:
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    stop_at = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client_loop(n: int, client: httpx.AsyncClient) -> None:
+        i = n * 7919
+        while time.monotonic() < stop_at:
+            query = queries[i % len(queries)]
+            i += 1
+            started = time.perf_counter()
+            try:
+                response = await client.get("/api/search", params={"q": query, "limit": 10})
+                status = str(response.status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            elapsed = (time.perf_counter() - started) * 1000
+            if status == "200":
+                latencies.append(elapsed)
+            else:
+                errors[status] = errors.get(status, 0) + 1
+
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=60
+    ) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop(n, client) for n in range(clients)))
+        wall = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "requests": len(latencies) + sum(errors.values()),
+        "errors": sum(errors.values()),
+        "error_statuses": errors,
+        "throughput_rps": round(len(latencies) / wall, 2),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    sentences, words = corpus_material(args.corpus, min(1000, max(200, args.chunks // 20)))
+    queries = list(dict.fromkeys(r["text"] for r in read_corpus(args.queries_file)))
+    with scratch_database() as scratch:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MEMEX_")},
+            "MEMEX_DATABASE_URL": scratch.url,
+            "MEMEX_DATA_DIR": str(scratch.work_dir / "data"),
+            "MEMEX_QUERY_CACHE_SIZE": "0",
+            "MEMEX_RATE_LIMIT_SEARCH": "1000000/minute",
+            "MEMEX_LOG_LEVEL": "WARNING",
+        }
+        if "MEMEX_MODEL_CACHE_DIR" in os.environ:
+            env["MEMEX_MODEL_CACHE_DIR"] = os.environ["MEMEX_MODEL_CACHE_DIR"]
+        runtime = await bench_runtime(scratch)
+        try:
+            _memex("users", "create", "--email", "bench@example.com", "--password", "bench-password-123", env=env)
+            key = _memex("keys", "create", "--user", "bench@example.com", "--scope", "read", env=env).strip().splitlines()[-1]
+            async with runtime.engine.begin() as conn:
+                from sqlalchemy import text
+
+                user_id = (
+                    await conn.execute(text("SELECT id FROM users WHERE email = 'bench@example.com'"))
+                ).scalar_one()
+                kb_ids = [(await kbs.create(conn, name=f"load-{i}", owner_id=user_id)).id for i in range(4)]
+            embedder = await runtime.load_embedder()
+            base = await asyncio.to_thread(embedder.embed_documents, sentences)
+            vectors, texts = synthetic_chunks(base, sentences, words, args.chunks, seed=3)
+            await asyncio.to_thread(load, runtime.database_url, kb_ids=kb_ids, vectors=vectors, texts=texts)
+        finally:
+            await runtime.close()
+
+        port = _free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "memex", "serve", "--no-worker", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            await _wait_ready(base_url, proc)
+            log("server ready; warming up")
+            await _run_clients(base_url, key, queries, clients=2, seconds=3)
+            runs = []
+            for clients in args.clients:
+                result = await _run_clients(base_url, key, queries, clients=clients, seconds=args.seconds)
+                log(f"{clients} clients: {result}")
+                runs.append(result)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return {
+        "chunks": args.chunks,
+        "synthetic": True,
+        "seconds_per_run": args.seconds,
+        "query_cache": False,
+        "runs": runs,
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--chunks", type=int, default=10_000, help="synthetic chunks in the KB (default 10000)")
+    p.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each run (default 20)")
+    p.add_argument("--corpus", type=Path, default=SCIFACT / "corpus.jsonl")
+    p.add_argument("--queries-file", type=Path, default=SCIFACT / "queries.jsonl")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    emit(asyncio.run(main(parse_args(sys.argv[1:]))))
