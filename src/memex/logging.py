@@ -44,10 +44,10 @@ def redact_processor(_logger: Any, _method: str, event: MutableMapping[str, Any]
     return {k: _redact(v, k) if k != "event" else redact_text(str(v)) for k, v in event.items()}
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg, unused-ignore]
     """Writes to whatever sys.stderr is at the time of the record, so a replaced stderr is followed."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -68,7 +68,9 @@ def configure_logging(settings: Settings) -> None:
         redact_processor,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer() if settings.log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class EmbeddedPostgres:
         pg_dir = data_dir / "pg"
         try:
             pg_dir.parent.mkdir(parents=True, exist_ok=True)
-            self._server = pgserver.get_server(pg_dir, cleanup_mode="stop")
+            self._server = pgserver.get_server(pg_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
         except Exception as exc:  # pgserver raises bare subprocess and OS errors
             raise DatabaseUnavailable(f"could not start the embedded Postgres in {pg_dir}: {exc}") from exc
 
@@ -38,7 +39,5 @@ class EmbeddedPostgres:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if exists:
                 return
-            try:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-                pass

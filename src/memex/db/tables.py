@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
@@ -10,7 +12,8 @@ EMBEDDING_DIMENSION = 384
 
 metadata = sa.MetaData()
 
-_uuid_pk = dict(primary_key=True, server_default=sa.text("gen_random_uuid()"))
+def _id() -> sa.Column[uuid.UUID]:
+    return sa.Column("id", UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()"))
 
 
 def _now() -> sa.TextClause:
@@ -27,7 +30,7 @@ meta = sa.Table(
 users = sa.Table(
     "users",
     metadata,
-    sa.Column("id", UUID(as_uuid=True), **_uuid_pk),
+    _id(),
     sa.Column("email", sa.Text, nullable=False),
     sa.Column("password_hash", sa.Text, nullable=True),
     sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -54,7 +57,7 @@ sessions = sa.Table(
 api_keys = sa.Table(
     "api_keys",
     metadata,
-    sa.Column("id", UUID(as_uuid=True), **_uuid_pk),
+    _id(),
     sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("prefix", sa.Text, nullable=False),
@@ -71,7 +74,7 @@ api_keys = sa.Table(
 knowledge_bases = sa.Table(
     "knowledge_bases",
     metadata,
-    sa.Column("id", UUID(as_uuid=True), **_uuid_pk),
+    _id(),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     # NULL owner: a KB made by the local CLI, readable by admins.
@@ -104,7 +107,7 @@ blobs = sa.Table(
 documents = sa.Table(
     "documents",
     metadata,
-    sa.Column("id", UUID(as_uuid=True), **_uuid_pk),
+    _id(),
     sa.Column("kb_id", UUID(as_uuid=True), sa.ForeignKey("knowledge_bases.id", ondelete="CASCADE"), nullable=False),
     sa.Column("source_path", sa.Text, nullable=False),
     sa.Column("title", sa.Text, nullable=False),

@@ -28,7 +28,7 @@ class Document:
 
     @classmethod
     def from_row(cls, row: Any) -> Document:
-        return cls(**{name: row._mapping[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{name: row._mapping[name] for name in cls.__slots__})
 
 
 @dataclass(frozen=True, slots=True)

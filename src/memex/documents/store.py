@@ -77,7 +77,8 @@ async def upsert_document(
             "modified_at": modified_at,
         },
     )
-    return row.scalar_one()
+    document_id: uuid.UUID = row.scalar_one()
+    return document_id
 
 
 async def replace_chunks(
@@ -100,24 +101,23 @@ async def copy_chunks(conn: AsyncConnection, *, rows: object) -> None:
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    async with driver.cursor() as cur:
-        async with cur.copy(
-            "COPY chunks (document_id, kb_id, ordinal, heading, context, location, text, token_count, embedding) FROM STDIN"
-        ) as copy:
-            for document_id, kb_id, chunk, vector in rows:  # type: ignore[attr-defined]
-                await copy.write_row(
-                    (
-                        document_id,
-                        kb_id,
-                        chunk.ordinal,
-                        chunk.heading,
-                        chunk.context,
-                        chunk.location,
-                        chunk.text.replace("\x00", ""),
-                        chunk.token_count,
-                        vector_literal(vector),
-                    )
+    async with driver.cursor() as cur, cur.copy(
+        "COPY chunks (document_id, kb_id, ordinal, heading, context, location, text, token_count, embedding) FROM STDIN"
+    ) as copy:
+        for document_id, kb_id, chunk, vector in rows:  # type: ignore[attr-defined]
+            await copy.write_row(
+                (
+                    document_id,
+                    kb_id,
+                    chunk.ordinal,
+                    chunk.heading,
+                    chunk.context,
+                    chunk.location,
+                    chunk.text.replace("\x00", ""),
+                    chunk.token_count,
+                    vector_literal(vector),
                 )
+            )
 
 
 def vector_literal(vector: np.ndarray) -> str:

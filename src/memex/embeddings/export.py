@@ -30,9 +30,12 @@ def export(out: Path) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            return out.last_hidden_state
+            hidden: torch.Tensor = out.last_hidden_state
+            return hidden
 
     sample = tok(_PARITY_TEXTS, padding=True, return_tensors="pt")
     # Before exporting: tracing leaves the module in a state that no longer computes the same thing.
@@ -59,7 +62,9 @@ def export(out: Path) -> None:
     got = session.run(None, {name: sample[name].numpy() for name in _INPUTS})[0]
     mask = sample["attention_mask"].numpy()[..., None]
     pooled = [(h * mask).sum(axis=1) / mask.sum(axis=1) for h in (got, reference)]
-    cosine = (pooled[0] * pooled[1]).sum(axis=1) / (np.linalg.norm(pooled[0], axis=1) * np.linalg.norm(pooled[1], axis=1))
+    cosine = (pooled[0] * pooled[1]).sum(axis=1) / (
+        np.linalg.norm(pooled[0], axis=1) * np.linalg.norm(pooled[1], axis=1)
+    )
     if cosine.min() < 0.99999:
         tmp.unlink()
         raise SystemExit("ONNX export does not match the PyTorch model")

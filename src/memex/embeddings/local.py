@@ -76,7 +76,9 @@ class LocalEmbedder:
                 ids[row, n - 1] = enc.ids[-1]  # keep [SEP] last when truncating, as the model was trained
         # One inference at a time: the session already uses every core.
         with self._lock:
-            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+            hidden = self._session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            )[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return normalise(pooled)
@@ -93,4 +95,5 @@ class LocalEmbedder:
         return out
 
     def embed_query(self, text: str) -> Vectors:
-        return self._run([text])[0]
+        vector: Vectors = self._run([text])[0]
+        return vector

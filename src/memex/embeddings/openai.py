@@ -24,7 +24,9 @@ class OpenAIEmbedder:
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
         if not settings.embedding_base_url:
-            raise ConfigurationError("MEMEX_EMBEDDING_PROVIDER=openai needs MEMEX_EMBEDDING_BASE_URL (e.g. https://api.openai.com/v1)")
+            raise ConfigurationError(
+                "MEMEX_EMBEDDING_PROVIDER=openai needs MEMEX_EMBEDDING_BASE_URL (e.g. https://api.openai.com/v1)"
+            )
         key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
         return cls(
             base_url=settings.embedding_base_url,
@@ -53,4 +55,5 @@ class OpenAIEmbedder:
         return np.concatenate([self._call(texts[i : i + _BATCH]) for i in range(0, len(texts), _BATCH)])
 
     def embed_query(self, text: str) -> Vectors:
-        return self._call([text])[0]
+        vector: Vectors = self._call([text])[0]
+        return vector

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections import defaultdict
@@ -93,7 +94,9 @@ async def index_paths(
     async with runtime.engine.begin() as conn:
         for plan in plans:
             for old, new in plan.renames:
-                await documents.rename(conn, document_id=old.id, source_path=new.source_path, modified_at=new.modified_at)
+                await documents.rename(
+                    conn, document_id=old.id, source_path=new.source_path, modified_at=new.modified_at
+                )
                 progress.advance("renamed", new.source_path)
             await documents.delete(conn, document_ids=[f.id for f in plan.removals])
             for f in plan.removals:
@@ -160,7 +163,7 @@ def _plan(files: list[ScannedFile], stored: list[StoredFile], failures: list[Fai
             pipeline.WorkItem(
                 source_path=file.source_path,
                 name=file.path.name,
-                load=lambda path=file.path: read_file(path),
+                load=functools.partial(read_file, file.path),
                 modified_at=file.modified_at,
                 outcome="added" if existing is None else "updated",
             )
