@@ -65,7 +65,9 @@ def clone_database(pg_server_url: str) -> str:
     name = f"memex_test_{os.getpid()}_{next(_counter)}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(name), sql.Identifier(TEMPLATE))
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE)
+            )
         )
     return _with_database(pg_server_url, name)
 

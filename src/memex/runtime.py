@@ -66,12 +66,16 @@ async def open_runtime(settings: Settings, *, check_model: bool = True) -> Runti
 _MODEL_KEY = "embedding_model"
 
 
-async def record_embedding_model(conn: AsyncConnection, settings: Settings, *, replace: bool = False) -> dict[str, object]:
+async def record_embedding_model(
+    conn: AsyncConnection, settings: Settings, *, replace: bool = False
+) -> dict[str, object]:
     """Store the configured model as the one the vectors come from (first use, or after a reembed)."""
     wanted = {"name": settings.embedding_model, "dimension": settings.embedding_dimension}
     conflict = "DO UPDATE SET value = EXCLUDED.value" if replace else "DO NOTHING"
     await conn.execute(
-        sa.text(f"INSERT INTO memex_meta (key, value) VALUES (:key, CAST(:value AS jsonb)) ON CONFLICT (key) {conflict}"),
+        sa.text(
+            f"INSERT INTO memex_meta (key, value) VALUES (:key, CAST(:value AS jsonb)) ON CONFLICT (key) {conflict}"
+        ),
         {"key": _MODEL_KEY, "value": _json(wanted)},
     )
     stored: dict[str, object] = (

@@ -23,11 +23,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MEMEX_", extra="ignore", frozen=True)
 
-    data_dir: Path = Field(default_factory=_default_data_dir, description="Folder for the embedded Postgres and local state.")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="Folder for the embedded Postgres and local state."
+    )
     database_url: SecretStr | None = Field(
         default=None, description="PostgreSQL URL (with pgvector); unset means an embedded Postgres in DATA_DIR/pg."
     )
-    redis_url: SecretStr | None = Field(default=None, description="Redis URL to share rate limits and caches between API instances.")
+    redis_url: SecretStr | None = Field(
+        default=None, description="Redis URL to share rate limits and caches between API instances."
+    )
     host: str = Field(default="127.0.0.1", description="Address `memex serve` listens on.")
     port: int = Field(default=8420, ge=1, le=65535, description="Port `memex serve` listens on.")
     public_url: str | None = Field(default=None, description="Public base URL of the server, used in login links.")
@@ -38,17 +42,26 @@ class Settings(BaseSettings):
     admin_email: str | None = Field(default=None, description="Email of the admin created on first start.")
     admin_password: SecretStr | None = Field(default=None, description="Password of the admin created on first start.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (JSON list).")
-    allowed_hosts: list[str] = Field(default_factory=list, description="Host headers accepted (JSON list); empty accepts any.")
-    max_upload_mb: int = Field(default=25, ge=1, description="Largest upload request accepted (all its files together), in MiB.")
-    allowed_file_types: list[str] = Field(
-        default_factory=list, description="File extensions accepted (JSON list, e.g. [\".md\"]); empty accepts every supported type."
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host headers accepted (JSON list); empty accepts any."
     )
-    max_query_chars: int = Field(default=1000, ge=1, description="Longest search query or chat message accepted, in characters.")
+    max_upload_mb: int = Field(
+        default=25, ge=1, description="Largest upload request accepted (all its files together), in MiB."
+    )
+    allowed_file_types: list[str] = Field(
+        default_factory=list,
+        description='File extensions accepted (JSON list, e.g. [".md"]); empty accepts every supported type.',
+    )
+    max_query_chars: int = Field(
+        default=1000, ge=1, description="Longest search query or chat message accepted, in characters."
+    )
     rate_limit_search: str = Field(default="120/minute", description="Search rate limit per user (limits syntax).")
     rate_limit_chat: str = Field(default="30/minute", description="Chat rate limit per user (limits syntax).")
     session_hours: int = Field(default=24, ge=1, description="How long a login session lasts, in hours.")
     login_max_attempts: int = Field(default=5, ge=1, description="Failed logins before an account is locked.")
-    login_lockout_minutes: int = Field(default=15, ge=1, description="How long a locked account stays locked, in minutes.")
+    login_lockout_minutes: int = Field(
+        default=15, ge=1, description="How long a locked account stays locked, in minutes."
+    )
     embedding_provider: Literal["local", "openai"] = Field(default="local", description="Where embeddings come from.")
     embedding_model: str = Field(default="all-MiniLM-L6-v2", description="Embedding model name.")
     embedding_base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible embeddings API.")
@@ -56,21 +69,27 @@ class Settings(BaseSettings):
     embedding_dimension: int = Field(default=384, ge=1, description="Dimension of the embedding model's vectors.")
     embedding_batch_size: int = Field(default=32, ge=1, description="Chunks embedded per model call.")
     model_cache_dir: Path = Field(
-        default_factory=_default_model_cache, description="Where the local model's ONNX export is kept (made once, offline)."
+        default_factory=_default_model_cache,
+        description="Where the local model's ONNX export is kept (made once, offline).",
     )
     llm_provider: Literal["none", "openai", "anthropic"] = Field(default="none", description="Chat model provider.")
     llm_model: str | None = Field(default=None, description="Chat model name.")
     llm_base_url: str | None = Field(default=None, description="Base URL of the chat model API.")
     llm_api_key: SecretStr | None = Field(default=None, description="API key of the chat model API.")
     chunk_tokens: int = Field(default=256, ge=32, le=512, description="Largest chunk, in embedding-model tokens.")
-    chunk_overlap_tokens: int = Field(default=0, ge=0, le=128, description="Tokens repeated between consecutive chunks of a section.")
-    hnsw_ef_search: int = Field(default=100, ge=10, le=1000, description="HNSW ef_search: higher is more exact and slower.")
+    chunk_overlap_tokens: int = Field(
+        default=0, ge=0, le=128, description="Tokens repeated between consecutive chunks of a section."
+    )
+    hnsw_ef_search: int = Field(
+        default=100, ge=10, le=1000, description="HNSW ef_search: higher is more exact and slower."
+    )
     query_cache_size: int = Field(default=1024, ge=0, description="Query embeddings kept in the LRU cache.")
     log_format: Literal["json", "console"] = Field(default="console", description="Log output format.")
     log_level: str = Field(default="INFO", description="Log level.")
     metrics_token: SecretStr | None = Field(default=None, description="Bearer token required by /metrics.")
     url: str | None = Field(
-        default=None, description="Base URL of a Memex server: `index`, `search` and `chat` then work through its HTTP API."
+        default=None,
+        description="Base URL of a Memex server: `index`, `search` and `chat` then work through its HTTP API.",
     )
     api_key: SecretStr | None = Field(default=None, description="API key the CLI sends to the server at MEMEX_URL.")
 

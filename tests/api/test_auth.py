@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from memex.accounts import service
+from memex.accounts import service, store
 from memex.accounts.models import User
 from memex.api.app import create_app
 from memex.api.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
@@ -263,3 +263,12 @@ async def test_admins_cannot_lock_themselves_or_the_last_admin_out(make: Factory
     assert demoted.status_code == 200 and demoted.json()["is_admin"] is False
     missing = await root.patch("/api/admin/users/00000000-0000-0000-0000-000000000000", json={"is_active": False})
     assert missing.status_code == 404
+
+
+async def test_a_right_password_does_not_clear_a_lock_set_meanwhile(runtime: Runtime, alice: User) -> None:
+    """Guesses sent in parallel all pass the first lock check; the one that succeeds must still respect the lock."""
+    async with runtime.engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE users SET locked_until = now() + interval '5 minutes', failed_logins = 0"))
+        locked_until = await store.record_login(conn, user_id=alice.id)
+        row = (await conn.execute(sa.text("SELECT locked_until, last_login_at FROM users"))).one()
+    assert locked_until is not None and row.locked_until == locked_until and row.last_login_at is None

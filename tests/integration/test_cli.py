@@ -40,7 +40,11 @@ def test_index_json_exit_codes_and_search(env: dict[str, str], tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert {k: summary[k] for k in ("added", "updated", "unchanged", "removed", "failed")} == {
-        "added": 2, "updated": 0, "unchanged": 0, "removed": 0, "failed": []
+        "added": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "removed": 0,
+        "failed": [],
     }
 
     shutil.copy(DATA / "corrupt.pdf", notes / "corrupt.pdf")
@@ -90,7 +94,9 @@ def test_help_documents_exit_statuses(env: dict[str, str]) -> None:
     done = memex("index", "--help", env=env)
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
-    assert "0 when every file was indexed" in text and "2 when some files failed" in text and "1 on a fatal error" in text
+    assert (
+        "0 when every file was indexed" in text and "2 when some files failed" in text and "1 on a fatal error" in text
+    )
 
 
 def test_every_setting_has_a_description_and_is_in_the_readme() -> None:
@@ -126,7 +132,10 @@ def test_processes_share_the_embedded_server(env: dict[str, str], tmp_path: Path
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "memex", "index", str(f), "--kb", f"kb{i}", "--json"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=embedded,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=embedded,
             )
             for i, f in enumerate(folders)
         ]
@@ -148,7 +157,10 @@ def test_watch_reindexes_changes(env: dict[str, str], tmp_path: Path) -> None:
     (folder / "a.md").write_text("# A\n\nFirst note about pelicans.\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "memex", "index", str(folder), "--watch", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None

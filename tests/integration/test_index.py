@@ -1,6 +1,5 @@
 """Incremental indexing of folders: add, change, rename, delete, and every kind of bad input."""
 
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -13,7 +12,16 @@ from memex.kbs import store as kbs
 from memex.runtime import Runtime
 from tests.conftest import DATA
 
-GOOD = ["sample.md", "sample.org", "sample.txt", "sample.pdf", "sample.rst", "sample.html", "sample.json", "sample.docx"]
+GOOD = [
+    "sample.md",
+    "sample.org",
+    "sample.txt",
+    "sample.pdf",
+    "sample.rst",
+    "sample.html",
+    "sample.json",
+    "sample.docx",
+]
 
 
 async def _kb(runtime: Runtime, name: str = "notes") -> uuid.UUID:
@@ -70,9 +78,13 @@ async def test_changed_file_is_replaced_and_others_untouched(runtime: Runtime, f
     after = await _state(runtime, kb_id)
     assert after["sample.txt"][0] == before["sample.txt"][0]  # same document, new chunks
     assert after["sample.txt"][2].isdisjoint(before["sample.txt"][2])
-    assert {k: v for k, v in after.items() if k != "sample.txt"} == {k: v for k, v in before.items() if k != "sample.txt"}
+    assert {k: v for k, v in after.items() if k != "sample.txt"} == {
+        k: v for k, v in before.items() if k != "sample.txt"
+    }
     async with runtime.engine.connect() as conn:
-        texts = (await conn.execute(sa.text("SELECT text FROM chunks WHERE document_id = :d"), {"d": after["sample.txt"][0]})).scalars()
+        texts = (
+            await conn.execute(sa.text("SELECT text FROM chunks WHERE document_id = :d"), {"d": after["sample.txt"][0]})
+        ).scalars()
         assert "zebras" in " ".join(texts)
 
 
@@ -85,7 +97,9 @@ async def test_deleted_file_is_removed_with_its_chunks_and_blob(runtime: Runtime
     assert "sample.json" not in await _state(runtime, kb_id)
     async with runtime.engine.connect() as conn:
         sha = __import__("hashlib").sha256((DATA / "sample.json").read_bytes()).hexdigest()
-        assert (await conn.execute(sa.text("SELECT count(*) FROM blobs WHERE sha256 = :s"), {"s": sha})).scalar_one() == 0
+        assert (
+            await conn.execute(sa.text("SELECT count(*) FROM blobs WHERE sha256 = :s"), {"s": sha})
+        ).scalar_one() == 0
 
 
 async def test_moved_file_keeps_its_chunks_without_reembedding(runtime: Runtime, folder: Path) -> None:
@@ -111,7 +125,9 @@ async def test_moved_file_keeps_its_chunks_without_reembedding(runtime: Runtime,
         ("binary.md", "binary content"),
     ],
 )
-async def test_bad_file_is_reported_and_the_rest_indexed(runtime: Runtime, folder: Path, name: str, reason: str) -> None:
+async def test_bad_file_is_reported_and_the_rest_indexed(
+    runtime: Runtime, folder: Path, name: str, reason: str
+) -> None:
     shutil.copy(DATA / name, folder / name)
     kb_id = await _kb(runtime)
     summary = await index_paths(runtime, kb_id=kb_id, paths=[folder])
@@ -151,7 +167,9 @@ def _scan_as_unprivileged(root: Path) -> dict[str, object]:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", _SCAN_AS_NOBODY, str(root)], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _SCAN_AS_NOBODY, str(root)], capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 

@@ -51,7 +51,9 @@ def test_concurrent_processes_migrate_once_under_the_lock(pg_server_url: str) ->
     code = "import sys; from memex.db import migrate; print(migrate.upgrade(sys.argv[1]))"
     try:
         procs = [
-            subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
             for _ in range(3)
         ]
         results = [p.communicate(timeout=120) for p in procs]

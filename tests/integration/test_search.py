@@ -83,9 +83,9 @@ async def test_kb_filter(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> Non
 
 
 async def test_path_prefix_and_date_filters(runtime: Runtime, indexed: dict[str, uuid.UUID], tmp_path: Path) -> None:
-    assert await _search(runtime, "otters", mode="keyword", filters=SearchFilters(path_prefix=str(tmp_path / "other"))) == [
-        "otters.md"
-    ]
+    assert await _search(
+        runtime, "otters", mode="keyword", filters=SearchFilters(path_prefix=str(tmp_path / "other"))
+    ) == ["otters.md"]
     future = datetime.now(UTC) + timedelta(days=1)
     assert await _search(runtime, "zebra", filters=SearchFilters(modified_after=future)) == []
     assert await _search(runtime, "zebra", mode="keyword", filters=SearchFilters(modified_before=future))

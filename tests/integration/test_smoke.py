@@ -1,5 +1,6 @@
-from memex.runtime import Runtime
 import sqlalchemy as sa
+
+from memex.runtime import Runtime
 
 
 async def test_runtime_opens_migrated_database(runtime: Runtime) -> None:

@@ -53,7 +53,9 @@ async def login(runtime: Runtime, *, email: str, password: str) -> Login:
     token, csrf = tokens.session_token(), tokens.csrf_token()
     expires_at = now + timedelta(hours=settings.session_hours)
     async with runtime.engine.begin() as conn:
-        await store.record_login(conn, user_id=found.user.id, new_hash=new_hash)
+        locked_until = await store.record_login(conn, user_id=found.user.id, new_hash=new_hash)
+        if locked_until is not None:
+            raise _locked(locked_until)  # guesses sent in parallel locked the account while this one was checked
         await store.delete_stale_sessions(conn, user_id=found.user.id)
         await store.insert_session(
             conn, token_hash=tokens.digest(token), user_id=found.user.id, csrf_token=csrf, expires_at=expires_at

@@ -130,15 +130,22 @@ async def record_failed_login(
     return row.locked_until if row else None
 
 
-async def record_login(conn: AsyncConnection, *, user_id: uuid.UUID, new_hash: str | None = None) -> None:
-    """Clear the failure count after a successful login (and store a rehashed password if the parameters changed)."""
-    await conn.execute(
-        sa.text(
-            "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = now(), "
-            "password_hash = coalesce(:hash, password_hash) WHERE id = :id"
-        ),
-        {"id": user_id, "hash": new_hash},
-    )
+async def record_login(conn: AsyncConnection, *, user_id: uuid.UUID, new_hash: str | None = None) -> datetime | None:
+    """Clear the failure count after a right password (storing a rehash if given), unless the account got locked
+    meanwhile by failures running alongside: then nothing changes and the lock's end is returned."""
+    row = (
+        await conn.execute(
+            sa.text(
+                "WITH target AS (SELECT id, locked_until FROM users WHERE id = :id FOR UPDATE), "
+                "cleared AS (UPDATE users u SET failed_logins = 0, locked_until = NULL, last_login_at = now(), "
+                "password_hash = coalesce(:hash, u.password_hash) FROM target t "
+                "WHERE u.id = t.id AND (t.locked_until IS NULL OR t.locked_until <= now()) RETURNING u.id) "
+                "SELECT t.locked_until, (SELECT count(*) FROM cleared) AS cleared FROM target t"
+            ),
+            {"id": user_id, "hash": new_hash},
+        )
+    ).one()
+    return None if row.cleared else row.locked_until
 
 
 async def set_password(conn: AsyncConnection, *, user_id: uuid.UUID, password_hash: str) -> None:

@@ -79,7 +79,8 @@ async def _index_once(
     runtime: Runtime, kb_id: object, paths: list[Path], *, json_out: bool, console: Console
 ) -> IndexSummary:
     summary = await _with_progress(
-        console, lambda sink: index_paths(runtime, kb_id=kb_id, paths=paths, progress=sink)  # type: ignore[arg-type]
+        console,
+        lambda sink: index_paths(runtime, kb_id=kb_id, paths=paths, progress=sink),  # type: ignore[arg-type]
     )
     _report(console, summary, json_out=json_out)
     return summary

@@ -31,7 +31,9 @@ async def resolve_kb(runtime: Runtime, name_or_id: str, *, create: bool) -> Know
             return found[0]
         if len(found) > 1:
             ids = ", ".join(str(kb.id) for kb in found)
-            raise InvalidInput(f"several knowledge bases are named {name_or_id!r}; pass one of these ids to --kb: {ids}")
+            raise InvalidInput(
+                f"several knowledge bases are named {name_or_id!r}; pass one of these ids to --kb: {ids}"
+            )
         if not create:
             return None
         await kbs.create_if_absent(conn, name=name_or_id, owner_id=None)

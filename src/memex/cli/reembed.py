@@ -22,10 +22,16 @@ def register(app: typer.Typer) -> None:
             runtime = await open_runtime(settings, check_model=False)
             try:
                 with Progress(
-                    TextColumn("re-embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+                    TextColumn("re-embedding"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeRemainingColumn(),
+                    console=console,
                 ) as progress:
                     task = progress.add_task("chunks", total=None)
-                    return await reembed_all(runtime, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+                    return await reembed_all(
+                        runtime, on_progress=lambda done, total: progress.update(task, completed=done, total=total)
+                    )
             finally:
                 await runtime.close()
 

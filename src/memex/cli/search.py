@@ -28,7 +28,8 @@ def _to_rich(snippet_html: str) -> str:
     parts = _MARK.split(snippet_html)
     # split() alternates plain text and marked text.
     return "".join(
-        f"[bold yellow]{escape(html.unescape(p))}[/bold yellow]" if i % 2 else escape(html.unescape(p)) for i, p in enumerate(parts)
+        f"[bold yellow]{escape(html.unescape(p))}[/bold yellow]" if i % 2 else escape(html.unescape(p))
+        for i, p in enumerate(parts)
     )
 
 
@@ -67,12 +68,20 @@ def register(app: typer.Typer) -> None:
     def search(
         ctx: typer.Context,
         query: Annotated[str, typer.Argument(help='What to look for. Supports file:"*.md", +"must", -"must not".')],
-        kb: Annotated[list[str] | None, typer.Option("--kb", help="Knowledge base name or id (repeatable); default all.")] = None,
-        limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=service.MAX_LIMIT, help="How many results.")] = 10,
+        kb: Annotated[
+            list[str] | None, typer.Option("--kb", help="Knowledge base name or id (repeatable); default all.")
+        ] = None,
+        limit: Annotated[
+            int, typer.Option("--limit", "-n", min=1, max=service.MAX_LIMIT, help="How many results.")
+        ] = 10,
         mode: Annotated[str, typer.Option("--mode", help="hybrid, vector or keyword.")] = "hybrid",
-        file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types (md, pdf...).")] = None,
+        file_type: Annotated[
+            list[str] | None, typer.Option("--type", help="Only these file types (md, pdf...).")
+        ] = None,
         path_prefix: Annotated[str | None, typer.Option("--path", help="Only documents under this path.")] = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Print the same JSON object as GET /api/search.")] = False,
+        json_out: Annotated[
+            bool, typer.Option("--json", help="Print the same JSON object as GET /api/search.")
+        ] = False,
         url: Annotated[
             str | None, typer.Option("--url", help="Search on this Memex server instead [default: MEMEX_URL].")
         ] = None,
@@ -112,7 +121,9 @@ def register(app: typer.Typer) -> None:
                     query=query,
                     limit=limit,
                     mode=mode,  # type: ignore[arg-type]
-                    filters=SearchFilters(kb_ids=tuple(kb_ids), file_types=tuple(file_type or ()), path_prefix=path_prefix),
+                    filters=SearchFilters(
+                        kb_ids=tuple(kb_ids), file_types=tuple(file_type or ()), path_prefix=path_prefix
+                    ),
                 )
                 return await service.search(runtime, Actor.system(), request)
             finally:

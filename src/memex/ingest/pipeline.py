@@ -165,5 +165,9 @@ async def _store_one(*, engine: AsyncEngine, kb_id: uuid.UUID, entry: _Ready, ve
             metadata=json.dumps(prepared.parsed.metadata, default=str),
         )
         await documents.replace_chunks(
-            conn, document_id=document_id, kb_id=kb_id, chunks=prepared.chunks, vectors=vectors  # type: ignore[arg-type]
+            conn,
+            document_id=document_id,
+            kb_id=kb_id,
+            chunks=prepared.chunks,
+            vectors=vectors,  # type: ignore[arg-type]
         )

@@ -34,6 +34,9 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
         raise InvalidInput(f"unknown search mode {request.mode!r}: use one of {', '.join(MODES)}")
     if not 1 <= request.limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+    f = request.filters
+    if "\x00" in request.query or "\x00" in (f.path_prefix or "") or any("\x00" in t for t in f.file_types):
+        raise InvalidInput("the query contains a NUL character; remove it and try again")
     parsed = parse_query(request.query)
     if not parsed.text and not parsed.required:
         raise InvalidInput("the query is empty: type some words to search for")
@@ -53,7 +56,6 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
         embedder = runtime.embedder
         vector = vector_literal(await asyncio.to_thread(embedder.embed_query, parsed.text or " ".join(parsed.required)))
 
-    f = request.filters
     filters = store.SqlFilters(
         kb_ids=kb_ids,
         file_types=[t.lower().lstrip(".") for t in f.file_types] or None,

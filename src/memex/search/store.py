@@ -137,7 +137,9 @@ async def search(
 ) -> list[sa.Row[tuple[object, ...]]]:
     """Run one search inside the caller's transaction (the planner settings below are local to it)."""
     where, params = filters.where()
-    await conn.execute(sa.text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(ef_search, candidates))})
+    await conn.execute(
+        sa.text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(ef_search, candidates))}
+    )
     if exact:
         await conn.execute(sa.text("SELECT set_config('enable_indexscan', 'off', true)"))
     params |= {"qtext": query_text, "qvec": query_vector, "k": candidates, "limit": limit, "rrf_k": RRF_K}
