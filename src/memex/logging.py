@@ -90,3 +90,7 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(level if isinstance(level, int) else logging.INFO)
     # uvicorn's own access log would duplicate ours, without user or latency.
     logging.getLogger("uvicorn.access").disabled = True
+    if root.level > logging.DEBUG:
+        # Start-up chatter (each migration check, each task registered) drowns what an operator needs to see.
+        for name in ("alembic", "procrastinate", "pgserver"):
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -110,6 +110,7 @@ async def serve_forever(settings: Settings, *, paths: list[Path], worker: bool) 
                 host=settings.host,
                 port=settings.port,
                 log_level=settings.log_level.lower(),
+                log_config=None,  # uvicorn's records go through our structured, redacting logging
                 proxy_headers=True,
                 server_header=False,
                 http="h11",

@@ -27,7 +27,11 @@ class EmbeddedPostgres:
             pg_dir.parent.mkdir(parents=True, exist_ok=True)
             self._server = pgserver.get_server(pg_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
         except Exception as exc:  # pgserver raises bare subprocess and OS errors
-            raise DatabaseUnavailable(f"could not start the embedded Postgres in {pg_dir}: {exc}") from exc
+            reason = str(exc).strip() or type(exc).__name__
+            raise DatabaseUnavailable(
+                f"could not start the embedded Postgres in {pg_dir}: {reason} (its log is {pg_dir / 'log'}; "
+                "check that the folder is writable and not used by another Postgres version)"
+            ) from exc
 
     def url(self, database: str = DATABASE_NAME) -> str:
         """A libpq URL for `database` on this server (over its Unix socket)."""
