@@ -150,6 +150,8 @@ def test_processes_share_the_embedded_server(env: dict[str, str], tmp_path: Path
 
 
 def test_watch_reindexes_changes(env: dict[str, str], tmp_path: Path) -> None:
+    import queue
+    import threading
     import time
 
     folder = tmp_path / "watched"
@@ -157,23 +159,42 @@ def test_watch_reindexes_changes(env: dict[str, str], tmp_path: Path) -> None:
     (folder / "a.md").write_text("# A\n\nFirst note about pelicans.\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "memex", "index", str(folder), "--watch", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
+    lines: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def pump(name: str, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            lines.put((name, line))
+
+    pumps = [
+        threading.Thread(target=pump, args=(name, stream), daemon=True)
+        for name, stream in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for thread in pumps:
+        thread.start()
+
+    def next_line(kind: str, deadline: float) -> str:
+        while True:
+            name, line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            if name == kind or (kind == "watching" and "watching" in line):
+                return line
+
     try:
-        assert proc.stdout is not None
-        first = json.loads(proc.stdout.readline())
-        assert first["added"] == 1
+        deadline = time.monotonic() + 120
+        assert json.loads(next_line("out", deadline))["added"] == 1
+        next_line("watching", deadline)
+        time.sleep(1.5)  # the watcher starts just after it says so
         (folder / "b.md").write_text("# B\n\nSecond note about flamingos.\n")
-        deadline = time.monotonic() + 60
-        summary: dict[str, object] = {}
-        while time.monotonic() < deadline and summary.get("added") != 1:
-            summary = json.loads(proc.stdout.readline())
+        summary = json.loads(next_line("out", time.monotonic() + 60))
         assert summary["added"] == 1 and summary["unchanged"] == 1
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        for thread in pumps:
+            thread.join(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
     done = memex("search", "flamingos", "--json", env=env)
     assert Path(json.loads(done.stdout)["results"][0]["path"]).name == "b.md"
