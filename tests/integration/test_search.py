@@ -140,3 +140,35 @@ async def test_a_user_sees_only_the_kbs_they_belong_to(runtime: Runtime, indexed
         await service.search(
             runtime, actor, SearchRequest(query="zebra", filters=SearchFilters(kb_ids=(indexed["main"],)))
         )
+
+
+async def test_bm25_statistics_follow_inserts_and_deletes(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    import sqlalchemy as sa
+
+    true_counts = sa.text(
+        "SELECT u.lexeme, count(*) AS df FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme ORDER BY u.lexeme"
+    )
+    kept = sa.text("SELECT lexeme, df FROM lexeme_stats WHERE df > 0 ORDER BY lexeme")
+    async with runtime.engine.connect() as conn:
+        assert (await conn.execute(kept)).all() == (await conn.execute(true_counts)).all()
+        stats = (await conn.execute(sa.text("SELECT chunks FROM chunk_stats"))).scalar_one()
+        assert stats == (await conn.execute(sa.text("SELECT count(*) FROM chunks"))).scalar_one()
+    async with runtime.engine.begin() as conn:
+        await conn.execute(sa.text("DELETE FROM documents WHERE kb_id = :kb"), {"kb": indexed["other"]})
+    async with runtime.engine.connect() as conn:
+        assert (await conn.execute(kept)).all() == (await conn.execute(true_counts)).all()
+        assert (await conn.execute(sa.text("SELECT df FROM lexeme_stats WHERE lexeme = 'otter'"))).scalar_one() == 0
+
+
+async def test_keyword_ranking_prefers_rare_words(runtime: Runtime, tmp_path: Path) -> None:
+    folder = tmp_path / "idf"
+    folder.mkdir()
+    for i in range(8):
+        (folder / f"common{i}.txt").write_text(f"Note {i}: the harbour was busy today with boats.\n")
+    (folder / "rare.txt").write_text("Note: the harbour saw a narwhal today.\n")
+    async with runtime.engine.begin() as conn:
+        kb_id = (await kbs.create(conn, name="idf", owner_id=None)).id
+    await index_paths(runtime, kb_id=kb_id, paths=[folder])
+    # Every document matches "harbour"; only one has the rare "narwhal", which must decide the order.
+    names = await _search(runtime, "harbour narwhal", mode="keyword", limit=3)
+    assert names[0] == "rare.txt" and len(names) == 3

@@ -162,3 +162,21 @@ chunks = sa.Table(
     sa.Index("chunks_document_idx", "document_id", "ordinal", unique=True),
     sa.Index("chunks_kb_idx", "kb_id"),
 )
+
+
+# Full-text statistics for BM25 ranking, kept current by triggers on chunks (migration 0002).
+lexeme_stats = sa.Table(
+    "lexeme_stats",
+    metadata,
+    sa.Column("lexeme", sa.Text, primary_key=True),
+    sa.Column("df", sa.BigInteger, nullable=False),
+)
+
+chunk_stats = sa.Table(
+    "chunk_stats",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("chunks", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("lexemes", sa.BigInteger, nullable=False, server_default="0"),
+    sa.CheckConstraint("id = 1", name="chunk_stats_single_row"),
+)

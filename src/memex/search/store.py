@@ -73,12 +73,37 @@ vec AS (
   ) v
 )"""
 
+# Words are OR-ed for ranking, as BM25 does: natural questions rarely contain every word of the passage
+# they want. Requiring a word is what `+"word"` is for. Quoted phrases keep their <-> inside.
+_QUERY_CTE = """
+q AS (SELECT CASE WHEN :any_word THEN replace(websearch_to_tsquery('english', :qtext)::text, ' & ', ' | ')::tsquery
+                  ELSE websearch_to_tsquery('english', :qtext) END AS query)"""
+
+# BM25 (k1 = 1.2, b = 0.75) from the lexeme statistics the chunk triggers keep. Candidates are chunks holding
+# any of the query's distinctive words (those in at most 2 % of chunks, or all words when none is); every
+# query word then counts towards the score with its IDF.
 _KEYWORD_CTE = """
-q AS (SELECT websearch_to_tsquery('english', :qtext) AS query),
+terms AS (
+  SELECT s.lexeme, s.df, ln(1 + (cs.chunks - s.df + 0.5) / (s.df + 0.5)) AS idf
+  FROM lexeme_stats s, chunk_stats cs
+  WHERE s.lexeme = ANY(tsvector_to_array(to_tsvector('english', :qtext))) AND s.df > 0
+),
+corpus AS (SELECT greatest(lexemes::float8 / greatest(chunks, 1), 1) AS avg_len, chunks FROM chunk_stats),
+match AS (
+  SELECT coalesce(
+    (SELECT string_agg(quote_literal(t.lexeme), ' | ') FROM terms t, corpus
+      WHERE t.df <= greatest(50, 0.02 * corpus.chunks)),
+    (SELECT string_agg(quote_literal(lexeme), ' | ') FROM terms)
+  )::tsquery AS query
+),
 kw AS (
   SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank, score FROM (
-    SELECT c.id, ts_rank_cd(c.tsv, q.query, 1) AS score
-    FROM chunks c, q WHERE c.tsv @@ q.query AND {where}
+    SELECT c.id, (
+      SELECT sum(t.idf * (u.tf * 2.2) / (u.tf + 1.2 * (0.25 + 0.75 * length(c.tsv) / corpus.avg_len)))
+      FROM (SELECT x.lexeme, coalesce(array_length(x.positions, 1), 1) AS tf FROM unnest(c.tsv) x) u
+      JOIN terms t ON t.lexeme = u.lexeme
+    ) AS score
+    FROM chunks c, match, corpus WHERE c.tsv @@ match.query AND {where}
     ORDER BY score DESC, c.id LIMIT :k
   ) t
 )"""
@@ -111,13 +136,11 @@ _PLAIN_SNIPPET = "left(c.text, 300)"
 
 
 def search_sql(mode: Mode, where: str) -> str:
-    ctes = []
+    ctes = [_QUERY_CTE]
     if mode in ("hybrid", "vector"):
         ctes.append(_VECTOR_CTE.format(where=where))
     if mode in ("hybrid", "keyword"):
         ctes.append(_KEYWORD_CTE.format(where=where))
-    else:
-        ctes.append("q AS (SELECT websearch_to_tsquery('english', :qtext) AS query)")
     ctes.append(_FUSED[mode])
     snippet = _HEADLINE if mode != "vector" else _PLAIN_SNIPPET
     return "WITH " + ",".join(ctes) + _SELECT.format(snippet=snippet)
@@ -134,6 +157,7 @@ async def search(
     candidates: int,
     ef_search: int,
     exact: bool = False,
+    any_word: bool = True,
 ) -> list[sa.Row[tuple[object, ...]]]:
     """Run one search inside the caller's transaction (the planner settings below are local to it)."""
     where, params = filters.where()
@@ -142,6 +166,13 @@ async def search(
     )
     if exact:
         await conn.execute(sa.text("SELECT set_config('enable_indexscan', 'off', true)"))
-    params |= {"qtext": query_text, "qvec": query_vector, "k": candidates, "limit": limit, "rrf_k": RRF_K}
+    params |= {
+        "qtext": query_text,
+        "qvec": query_vector,
+        "k": candidates,
+        "limit": limit,
+        "rrf_k": RRF_K,
+        "any_word": any_word,
+    }
     result = await conn.execute(sa.text(search_sql(mode, where)), params)
     return list(result)
