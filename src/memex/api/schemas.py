@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field
 
 from memex.accounts.models import ApiKey, User
+from memex.documents.models import Document
+from memex.documents.service import MAX_NAME_CHARS
 from memex.kbs.models import KbListing, Member
 
 
@@ -184,3 +186,64 @@ class ErrorOut(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     """OpenAPI entries for the errors a router can answer with, all `{"detail": ...}`."""
     return {status: {"model": ErrorOut} for status in statuses}
+
+
+# --- documents -------------------------------------------------------------------------------------------
+
+
+class DocumentOut(BaseModel):
+    id: uuid.UUID
+    kb: uuid.UUID
+    name: str = Field(description="The file's name in the KB: its upload name or, for indexed folders, its path.")
+    path: str = Field(description="The same as name; the field search results use.")
+    title: str
+    mime: str
+    file_type: str
+    sha256: str
+    size: int
+    status: str = Field(description="queued, indexing, indexed or failed.")
+    error: str | None = Field(description="Why ingestion failed (or why an attempt failed while it is retried).")
+    chunk_count: int
+    modified_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    indexed_at: datetime | None
+
+    @classmethod
+    def of(cls, doc: Document) -> DocumentOut:
+        return cls(
+            id=doc.id,
+            kb=doc.kb_id,
+            name=doc.source_path,
+            path=doc.source_path,
+            title=doc.title,
+            mime=doc.mime,
+            file_type=doc.file_type,
+            sha256=doc.sha256,
+            size=doc.size,
+            status=doc.status,
+            error=doc.error,
+            chunk_count=doc.chunk_count,
+            modified_at=doc.modified_at,
+            created_at=doc.created_at,
+            updated_at=doc.updated_at,
+            indexed_at=doc.indexed_at,
+        )
+
+
+class DocumentsOut(BaseModel):
+    documents: list[DocumentOut]
+
+
+class AcceptedOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    status: str
+
+
+class UploadOut(BaseModel):
+    documents: list[AcceptedOut]
+
+
+class RenameIn(BaseModel):
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS, examples=["notes/renamed.md"])

@@ -3,79 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
 
 from memex.api import uploads
 from memex.api.deps import CurrentActor, RuntimeDep
-from memex.api.schemas import error_responses
+from memex.api.schemas import AcceptedOut, DocumentOut, DocumentsOut, RenameIn, UploadOut, error_responses
 from memex.documents import service
-from memex.documents.models import Document
 
 router = APIRouter(prefix="/api", tags=["documents"], responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
-
-
-class DocumentOut(BaseModel):
-    id: uuid.UUID
-    kb: uuid.UUID
-    name: str = Field(description="The file's name in the KB: its upload name or, for indexed folders, its path.")
-    path: str = Field(description="The same as name; the field search results use.")
-    title: str
-    mime: str
-    file_type: str
-    sha256: str
-    size: int
-    status: str = Field(description="queued, indexing, indexed or failed.")
-    error: str | None = Field(description="Why ingestion failed (or why an attempt failed while it is retried).")
-    chunk_count: int
-    modified_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    indexed_at: datetime | None
-
-    @classmethod
-    def of(cls, doc: Document) -> DocumentOut:
-        return cls(
-            id=doc.id,
-            kb=doc.kb_id,
-            name=doc.source_path,
-            path=doc.source_path,
-            title=doc.title,
-            mime=doc.mime,
-            file_type=doc.file_type,
-            sha256=doc.sha256,
-            size=doc.size,
-            status=doc.status,
-            error=doc.error,
-            chunk_count=doc.chunk_count,
-            modified_at=doc.modified_at,
-            created_at=doc.created_at,
-            updated_at=doc.updated_at,
-            indexed_at=doc.indexed_at,
-        )
-
-
-class DocumentsOut(BaseModel):
-    documents: list[DocumentOut]
-
-
-class AcceptedOut(BaseModel):
-    id: uuid.UUID
-    name: str
-    status: str
-
-
-class UploadOut(BaseModel):
-    documents: list[AcceptedOut]
-
-
-class RenameIn(BaseModel):
-    name: str = Field(min_length=1, max_length=service.MAX_NAME_CHARS, examples=["notes/renamed.md"])
 
 
 # The body is read as a stream (api/uploads.py), so FastAPI cannot infer its schema: declare it for /docs.
