@@ -172,3 +172,9 @@ async def test_keyword_ranking_prefers_rare_words(runtime: Runtime, tmp_path: Pa
     # Every document matches "harbour"; only one has the rare "narwhal", which must decide the order.
     names = await _search(runtime, "harbour narwhal", mode="keyword", limit=3)
     assert names[0] == "rare.txt" and len(names) == 3
+
+
+async def test_search_in_a_small_kb_finds_all_its_neighbours(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
+    """HNSW filters after walking the graph; a small KB is searched exactly instead, so nothing is missed."""
+    filters = SearchFilters(kb_ids=(indexed["other"],))
+    assert await _search(runtime, "anything at all", mode="vector", limit=10, filters=filters) == ["otters.md"]

@@ -16,6 +16,11 @@ from memex.search.query import glob_to_regex, parse_query, word_regex
 
 MAX_LIMIT = 200
 _MIN_CANDIDATES = 40
+# HNSW filters after it walks the graph, so a search limited to a small part of the corpus finds few
+# neighbours. Below this many chunks an exact scan of just those chunks is fast and always complete;
+# above it, ef_search grows with how little of the graph the caller may see.
+EXACT_SEARCH_BELOW = 10_000
+MAX_EF_SEARCH = 1000
 
 
 def candidates_for(limit: int) -> int:
@@ -66,6 +71,15 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
         required=[word_regex(w) for w in parsed.required] or None,
         excluded=[word_regex(w) for w in parsed.excluded] or None,
     )
+    candidates = candidates_for(request.limit)
+    ef_search = settings.hnsw_ef_search
+    exact = request.exact
+    if request.mode != "keyword" and not exact:
+        async with runtime.engine.connect() as conn:
+            mine, total = await store.searchable_chunks(conn, kb_ids=kb_ids)
+        if mine < total:
+            exact = mine <= EXACT_SEARCH_BELOW
+            ef_search = min(MAX_EF_SEARCH, max(ef_search, int(candidates * total / max(mine, 1))))
     async with runtime.engine.begin() as conn:
         rows = await store.search(
             conn,
@@ -74,9 +88,9 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
             query_text=parsed.text or " ".join(parsed.required),
             query_vector=vector,
             limit=request.limit,
-            candidates=candidates_for(request.limit),
-            ef_search=settings.hnsw_ef_search,
-            exact=request.exact,
+            candidates=candidates,
+            ef_search=ef_search,
+            exact=exact,
         )
     return [
         SearchResult(

@@ -80,8 +80,9 @@ q AS (SELECT CASE WHEN :any_word THEN replace(websearch_to_tsquery('english', :q
                   ELSE websearch_to_tsquery('english', :qtext) END AS query)"""
 
 # BM25 (k1 = 1.2, b = 0.75) from the lexeme statistics the chunk triggers keep. Candidates are chunks holding
-# any of the query's distinctive words (those in at most 2 % of chunks, or all words when none is); every
-# query word then counts towards the score with its IDF.
+# one of the query's rarest distinctive words (in at most 2 % of chunks; all words when none is), which bounds
+# the work on large corpora; every query word then counts towards the score with its IDF.
+MATCH_TERMS = 5
 _KEYWORD_CTE = """
 terms AS (
   SELECT s.lexeme, s.df, ln(1 + (cs.chunks - s.df + 0.5) / (s.df + 0.5)) AS idf
@@ -91,8 +92,9 @@ terms AS (
 corpus AS (SELECT greatest(lexemes::float8 / greatest(chunks, 1), 1) AS avg_len, chunks FROM chunk_stats),
 match AS (
   SELECT coalesce(
-    (SELECT string_agg(quote_literal(t.lexeme), ' | ') FROM terms t, corpus
-      WHERE t.df <= greatest(50, 0.02 * corpus.chunks)),
+    (SELECT string_agg(quote_literal(r.lexeme), ' | ') FROM (
+      SELECT t.lexeme FROM terms t, corpus WHERE t.df <= greatest(50, 0.02 * corpus.chunks)
+      ORDER BY t.df LIMIT :match_terms) r),
     (SELECT string_agg(quote_literal(lexeme), ' | ') FROM terms)
   )::tsquery AS query
 ),
@@ -173,6 +175,21 @@ async def search(
         "limit": limit,
         "rrf_k": RRF_K,
         "any_word": any_word,
+        "match_terms": MATCH_TERMS,
     }
     result = await conn.execute(sa.text(search_sql(mode, where)), params)
     return list(result)
+
+
+async def searchable_chunks(conn: AsyncConnection, *, kb_ids: list[uuid.UUID]) -> tuple[int, int]:
+    """Chunks in these KBs, and in all KBs: how much of the HNSW graph a filtered search can use."""
+    row = (
+        await conn.execute(
+            sa.text(
+                "SELECT (SELECT coalesce(sum(chunk_count), 0) FROM documents WHERE kb_id = ANY(:kb_ids)) AS mine, "
+                "(SELECT coalesce(max(chunks), 0) FROM chunk_stats) AS total"
+            ),
+            {"kb_ids": kb_ids},
+        )
+    ).one()
+    return int(row.mine), int(row.total)
