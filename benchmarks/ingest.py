@@ -74,15 +74,19 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
             texts = await asyncio.to_thread(chunk_texts, runtime, folder)
             log(f"{len(texts)} chunks to embed; raw embedding (before)...")
+            cpu = [time.process_time()]
             before = await asyncio.to_thread(raw_embed_seconds, embedder, texts)
+            cpu.append(time.process_time())
             log(f"raw embedding: {before:.1f} s, {len(texts) / before:.1f} chunks/s")
 
             async with runtime.engine.begin() as conn:
                 kb = await kbs.create(conn, name="bench-ingest", owner_id=None)
             log("index_paths end to end...")
             started = time.perf_counter()
+            cpu.append(time.process_time())
             summary = await index_paths(runtime, kb_id=kb.id, paths=[folder])
             index_seconds = time.perf_counter() - started
+            cpu.append(time.process_time())
             log(
                 f"indexed {summary.added} files, {summary.chunks} chunks in {index_seconds:.1f} s "
                 f"({summary.chunks / index_seconds:.1f} chunks/s); failed: {len(summary.failed)}"
@@ -94,7 +98,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             if collections.Counter(stored) != collections.Counter(texts):
                 log(f"WARNING: stored chunks differ from the recomputed ones ({len(stored)} vs {len(texts)})")
             log("raw embedding (after)...")
+            cpu.append(time.process_time())
             after = await asyncio.to_thread(raw_embed_seconds, embedder, stored)
+            cpu.append(time.process_time())
             log(f"raw embedding: {after:.1f} s, {len(stored) / after:.1f} chunks/s")
 
             started = time.perf_counter()
@@ -120,6 +126,15 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "raw_embed_runs_chunks_per_s": [round(len(texts) / before, 2), round(len(stored) / after, 2)],
         "reindex_unchanged_seconds": round(reindex_seconds, 3),
         "failed": len(summary.failed),
+        # The same ratio in this process' CPU time, which other load on the machine barely moves.
+        "cpu_ratio": round((cpu[1] - cpu[0] + cpu[5] - cpu[4]) / 2 / (cpu[3] - cpu[2]), 3),
+        # This process' CPU time (all threads; Postgres' work is not in it): wall time that CPU time does not
+        # explain was spent waiting, for the machine (other load) or inside the pipeline.
+        "cpu_seconds": {
+            "raw_before": round(cpu[1] - cpu[0], 1),
+            "index": round(cpu[3] - cpu[2], 1),
+            "raw_after": round(cpu[5] - cpu[4], 1),
+        },
     }
 
 

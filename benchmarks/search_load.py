@@ -112,7 +112,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         runtime = await bench_runtime(scratch)
         try:
             _memex("users", "create", "--email", "bench@example.com", "--password", "bench-password-123", env=env)
-            key = _memex("keys", "create", "--user", "bench@example.com", "--scope", "read", env=env).strip().splitlines()[-1]
+            key = (
+                _memex("keys", "create", "--user", "bench@example.com", "--scope", "read", env=env)
+                .strip()
+                .splitlines()[-1]
+            )
             async with runtime.engine.begin() as conn:
                 from sqlalchemy import text
 
@@ -131,7 +135,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         base_url = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen(
             [sys.executable, "-m", "memex", "serve", "--no-worker", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             await _wait_ready(base_url, proc)

@@ -159,7 +159,10 @@ def test_watch_reindexes_changes(env: dict[str, str], tmp_path: Path) -> None:
     (folder / "a.md").write_text("# A\n\nFirst note about pelicans.\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "memex", "index", str(folder), "--watch", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     lines: queue.Queue[tuple[str, str]] = queue.Queue()
 

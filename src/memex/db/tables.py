@@ -12,6 +12,7 @@ EMBEDDING_DIMENSION = 384
 
 metadata = sa.MetaData()
 
+
 def _id() -> sa.Column[uuid.UUID]:
     return sa.Column("id", UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()"))
 

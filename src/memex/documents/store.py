@@ -34,7 +34,9 @@ async def files_under(conn: AsyncConnection, *, kb_id: uuid.UUID, prefix: str) -
 
 async def put_blob(conn: AsyncConnection, *, sha256: str, data: bytes) -> None:
     await conn.execute(
-        sa.text("INSERT INTO blobs (sha256, data, size) VALUES (:sha256, :data, :size) ON CONFLICT (sha256) DO NOTHING"),
+        sa.text(
+            "INSERT INTO blobs (sha256, data, size) VALUES (:sha256, :data, :size) ON CONFLICT (sha256) DO NOTHING"
+        ),
         {"sha256": sha256, "data": data, "size": len(data)},
     )
 
@@ -86,7 +88,9 @@ async def replace_chunks(
 ) -> None:
     """Swap a document's chunks for new ones (in the caller's transaction) and mark it indexed."""
     await conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
-    await copy_chunks(conn, rows=((document_id, kb_id, chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True)))
+    await copy_chunks(
+        conn, rows=((document_id, kb_id, chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True))
+    )
     await conn.execute(
         sa.text(
             "UPDATE documents SET status = 'indexed', error = NULL, chunk_count = :n, indexed_at = now(), updated_at = now() "
@@ -101,9 +105,12 @@ async def copy_chunks(conn: AsyncConnection, *, rows: object) -> None:
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    async with driver.cursor() as cur, cur.copy(
-        "COPY chunks (document_id, kb_id, ordinal, heading, context, location, text, token_count, embedding) FROM STDIN"
-    ) as copy:
+    async with (
+        driver.cursor() as cur,
+        cur.copy(
+            "COPY chunks (document_id, kb_id, ordinal, heading, context, location, text, token_count, embedding) FROM STDIN"
+        ) as copy,
+    ):
         for document_id, kb_id, chunk, vector in rows:  # type: ignore[attr-defined]
             await copy.write_row(
                 (
@@ -124,7 +131,9 @@ def vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(np.char.mod("%.7g", vector).tolist()) + "]"
 
 
-async def rename(conn: AsyncConnection, *, document_id: uuid.UUID, source_path: str, modified_at: datetime | None) -> None:
+async def rename(
+    conn: AsyncConnection, *, document_id: uuid.UUID, source_path: str, modified_at: datetime | None
+) -> None:
     await conn.execute(
         sa.text("UPDATE documents SET source_path = :path, modified_at = :mtime, updated_at = now() WHERE id = :id"),
         {"id": document_id, "path": source_path, "mtime": modified_at},
@@ -151,7 +160,9 @@ async def delete_orphan_blobs(conn: AsyncConnection, *, shas: Sequence[str]) -> 
     )
 
 
-async def get(conn: AsyncConnection, *, document_id: uuid.UUID, kb_condition: str, params: dict[str, object]) -> Document | None:
+async def get(
+    conn: AsyncConnection, *, document_id: uuid.UUID, kb_condition: str, params: dict[str, object]
+) -> Document | None:
     """A document, if its KB satisfies `kb_condition` (from kbs.access.kb_filter on column d.kb_id)."""
     row = (
         await conn.execute(

@@ -33,7 +33,9 @@ async def list_for(conn: AsyncConnection, actor: Actor, role: Role = Role.viewer
     return [KnowledgeBase.from_row(r) for r in rows]
 
 
-async def get_for(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, role: Role = Role.viewer) -> KnowledgeBase | None:
+async def get_for(
+    conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, role: Role = Role.viewer
+) -> KnowledgeBase | None:
     where, params = kb_filter(actor, role)
     role_sql, role_params = _role_sql(actor)
     row = (
