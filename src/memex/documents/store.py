@@ -87,6 +87,7 @@ async def replace_chunks(
     conn: AsyncConnection, *, document_id: uuid.UUID, kb_id: uuid.UUID, chunks: Sequence[Chunk], vectors: Vectors
 ) -> None:
     """Swap a document's chunks for new ones (in the caller's transaction) and mark it indexed."""
+    await lock_chunk_stats(conn)
     await conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
     await copy_chunks(
         conn, rows=((document_id, kb_id, chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True))
@@ -140,10 +141,21 @@ async def rename(
     )
 
 
+async def lock_chunk_stats(conn: AsyncConnection) -> None:
+    """Take the BM25 statistics row first, before any chunk is written or deleted in this transaction.
+
+    The chunk triggers lock lexeme counters and then this row, once per statement; a transaction with two such
+    statements (delete, then insert) could otherwise deadlock with another holding the row and wanting a lexeme.
+    Writers queue here instead: each holds the row only for one document's short transaction.
+    """
+    await conn.execute(sa.text("SELECT 1 FROM chunk_stats WHERE id = 1 FOR UPDATE"))
+
+
 async def delete(conn: AsyncConnection, *, document_ids: Sequence[uuid.UUID]) -> None:
     """Delete documents (chunks go with them) and any blob no document uses any more."""
     if not document_ids:
         return
+    await lock_chunk_stats(conn)
     shas = await conn.execute(
         sa.text("DELETE FROM documents WHERE id = ANY(:ids) RETURNING sha256"), {"ids": list(document_ids)}
     )

@@ -7,6 +7,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from memex.documents import store as documents
 from memex.kbs.access import Actor, Role, kb_filter
 from memex.kbs.models import KnowledgeBase, Member
 
@@ -139,6 +140,7 @@ async def delete(conn: AsyncConnection, *, kb_id: uuid.UUID) -> list[str]:
     """Delete a KB with its documents, chunks and members; returns the sha256 of the files its documents used."""
     shas = await conn.execute(sa.text("SELECT DISTINCT sha256 FROM documents WHERE kb_id = :id"), {"id": kb_id})
     found = [r.sha256 for r in shas]
+    await documents.lock_chunk_stats(conn)
     await conn.execute(sa.text("DELETE FROM knowledge_bases WHERE id = :id"), {"id": kb_id})
     return found
 
