@@ -297,7 +297,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--ef-sweep",
         type=lambda s: [int(x) for x in s.split(",")],
-        default=[40, 64, 100, 200],
+        default=[100, 200, 300, 400, 600],
         help="ef_search values, comma-separated",
     )
     p.add_argument(

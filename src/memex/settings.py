@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         default=0, ge=0, le=128, description="Tokens repeated between consecutive chunks of a section."
     )
     hnsw_ef_search: int = Field(
-        default=300, ge=10, le=1000, description="HNSW ef_search: higher is more exact and slower."
+        default=400, ge=10, le=1000, description="HNSW ef_search: higher is more exact and slower."
     )
     query_cache_size: int = Field(default=1024, ge=0, description="Query embeddings kept in the LRU cache.")
     log_format: Literal["json", "console"] = Field(default="console", description="Log output format.")
