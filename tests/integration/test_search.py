@@ -219,3 +219,48 @@ async def test_concurrent_document_swaps_keep_bm25_statistics_exact(
         assert kept.all() == true_counts.all()
         stats = (await conn.execute(sa.text("SELECT chunks FROM chunk_stats"))).scalar_one()
         assert stats == (await conn.execute(sa.text("SELECT count(*) FROM chunks"))).scalar_one()
+
+
+async def test_a_small_kb_is_searched_exactly_once_the_statement_is_prepared(
+    runtime: Runtime, indexed: dict[str, uuid.UUID]
+) -> None:
+    """Searches repeat the same statement, which gets prepared; a cached plan must not carry HNSW into a small KB."""
+    import hashlib
+
+    import numpy as np
+    import sqlalchemy as sa
+
+    from memex.documents import store as documents
+    from memex.ingest.chunking import Chunk
+
+    rng = np.random.default_rng(7)
+    kb_ids = {}
+    async with runtime.engine.begin() as conn:
+        for name, n in (("big", 3000), ("small", 8)):
+            kb_id = kb_ids[name] = (await kbs.create(conn, name=name, owner_id=None)).id
+            data = name.encode()
+            sha = hashlib.sha256(data).hexdigest()
+            await documents.put_blob(conn, sha256=sha, data=data)
+            doc = await documents.upsert_document(
+                conn, kb_id=kb_id, source_path=f"{name}.txt", title=name, mime="text/plain", file_type="txt",
+                sha256=sha, size=len(data), status="indexing", modified_at=None,
+            )  # fmt: skip
+            chunks = [Chunk(i, "", "", f"line {i}", f"{name} chunk {i}", 3) for i in range(n)]
+            vectors = rng.normal(size=(n, 384)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            await documents.replace_chunks(conn, document_id=doc, kb_id=kb_id, chunks=chunks, vectors=vectors)
+
+    # Postgres picks a cached generic plan when it estimates it no worse; make it always do so here.
+    async with runtime.engine.begin() as conn:
+        await conn.execute(sa.text("SELECT set_config('plan_cache_mode', 'force_generic_plan', false)"))
+        name = (await conn.execute(sa.text("SELECT current_database()"))).scalar_one()
+        await conn.execute(sa.text(f'ALTER DATABASE "{name}" SET plan_cache_mode = force_generic_plan'))
+    await runtime.engine.dispose()
+    for i in range(12):  # the same statement over every KB: prepared by the sixth time, on a generic plan
+        assert len(await _search(runtime, f"question number {i}", mode="vector", limit=10)) == 10
+    small = SearchFilters(kb_ids=(kb_ids["small"],))
+    for mode in ("vector", "hybrid"):
+        results = await service.search(
+            runtime, Actor.system(), SearchRequest(query="question number 1", mode=mode, limit=10, filters=small)
+        )
+        assert len(results) == 8, mode

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import html
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from memex.documents.store import vector_literal
+from memex.embeddings.base import Vectors
 from memex.errors import InvalidInput, NotFound, QueryTooLong
 from memex.kbs import store as kbs
 from memex.kbs.access import Actor
 from memex.runtime import Runtime
 from memex.search import store
 from memex.search.models import MODES, SearchRequest, SearchResult
-from memex.search.query import glob_to_regex, parse_query, word_regex
+from memex.search.query import ParsedQuery, glob_to_regex, parse_query, word_regex
 
 MAX_LIMIT = 200
 _MIN_CANDIDATES = 40
@@ -46,52 +50,20 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
     if not parsed.text and not parsed.required:
         raise InvalidInput("the query is empty: type some words to search for")
 
-    async with runtime.engine.connect() as conn:
-        readable = {kb.id for kb in await kbs.list_for(conn, actor)}
-    wanted = set(request.filters.kb_ids)
-    if wanted - readable:
-        # Same answer for "does not exist" and "not yours", so ids cannot be probed.
-        raise NotFound("knowledge base not found")
-    kb_ids = sorted(wanted or readable)
-    if not kb_ids:
-        return []
-
-    vector = None
+    # The query embedding (a few ms on the CPU) runs while the database answers the lookups below.
+    embedding = None
     if request.mode != "keyword":
-        embedder = runtime.embedder
-        vector = vector_literal(await asyncio.to_thread(embedder.embed_query, parsed.text or " ".join(parsed.required)))
-
-    filters = store.SqlFilters(
-        kb_ids=kb_ids,
-        file_types=[t.lower().lstrip(".") for t in f.file_types] or None,
-        path_prefix=f.path_prefix,
-        modified_after=f.modified_after,
-        modified_before=f.modified_before,
-        file_globs=[glob_to_regex(g) for g in parsed.file_globs] or None,
-        required=[word_regex(w) for w in parsed.required] or None,
-        excluded=[word_regex(w) for w in parsed.excluded] or None,
-    )
-    candidates = candidates_for(request.limit)
-    ef_search = settings.hnsw_ef_search
-    exact = request.exact
-    if request.mode != "keyword" and not exact:
-        async with runtime.engine.connect() as conn:
-            mine, total = await store.searchable_chunks(conn, kb_ids=kb_ids)
-        if mine < total:
-            exact = mine <= EXACT_SEARCH_BELOW
-            ef_search = min(MAX_EF_SEARCH, max(ef_search, int(candidates * total / max(mine, 1))))
-    async with runtime.engine.begin() as conn:
-        rows = await store.search(
-            conn,
-            mode=request.mode,
-            filters=filters,
-            query_text=parsed.text or " ".join(parsed.required),
-            query_vector=vector,
-            limit=request.limit,
-            candidates=candidates,
-            ef_search=ef_search,
-            exact=exact,
+        embedding = asyncio.create_task(
+            asyncio.to_thread(runtime.embedder.embed_query, parsed.text or " ".join(parsed.required))
         )
+    try:
+        # One transaction, one pooled connection, and a commit: psycopg forgets its prepared statements on
+        # every rollback, and these statements run on every search.
+        async with runtime.engine.begin() as conn:
+            rows = await _run(runtime, conn, actor, request, parsed, embedding)
+    finally:
+        if embedding is not None and not embedding.done():
+            embedding.cancel()
     return [
         SearchResult(
             chunk_id=r.chunk_id,
@@ -108,6 +80,54 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
         )
         for r in rows
     ]
+
+
+async def _run(
+    runtime: Runtime,
+    conn: AsyncConnection,
+    actor: Actor,
+    request: SearchRequest,
+    parsed: ParsedQuery,
+    embedding: asyncio.Task[Vectors] | None,
+) -> list[sa.Row[tuple[object, ...]]]:
+    readable = {kb.id for kb in await kbs.list_for(conn, actor)}
+    wanted = set(request.filters.kb_ids)
+    if wanted - readable:
+        # Same answer for "does not exist" and "not yours", so ids cannot be probed.
+        raise NotFound("knowledge base not found")
+    kb_ids = sorted(wanted or readable)
+    if not kb_ids:
+        return []
+    f = request.filters
+    filters = store.SqlFilters(
+        kb_ids=kb_ids,
+        file_types=[t.lower().lstrip(".") for t in f.file_types] or None,
+        path_prefix=f.path_prefix,
+        modified_after=f.modified_after,
+        modified_before=f.modified_before,
+        file_globs=[glob_to_regex(g) for g in parsed.file_globs] or None,
+        required=[word_regex(w) for w in parsed.required] or None,
+        excluded=[word_regex(w) for w in parsed.excluded] or None,
+    )
+    candidates = candidates_for(request.limit)
+    ef_search = runtime.settings.hnsw_ef_search
+    exact = request.exact
+    if request.mode != "keyword" and not exact:
+        mine, total = await store.searchable_chunks(conn, kb_ids=kb_ids)
+        if mine < total:
+            exact = mine <= EXACT_SEARCH_BELOW
+            ef_search = min(MAX_EF_SEARCH, max(ef_search, int(candidates * total / max(mine, 1))))
+    return await store.search(
+        conn,
+        mode=request.mode,
+        filters=filters,
+        query_text=parsed.text or " ".join(parsed.required),
+        query_vector=vector_literal(await embedding) if embedding is not None else None,
+        limit=request.limit,
+        candidates=candidates,
+        ef_search=ef_search,
+        exact=exact,
+    )
 
 
 def highlight_html(snippet: str) -> str:

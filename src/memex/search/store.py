@@ -168,11 +168,16 @@ async def search(
 ) -> list[sa.Row[tuple[object, ...]]]:
     """Run one search inside the caller's transaction (the planner settings below are local to it)."""
     where, params = filters.where()
+    # The statement is prepared once it repeats, and a cached generic plan keeps the index scans it was built
+    # with whatever enable_indexscan says now: an exact scan therefore asks for a plan of its own.
     await conn.execute(
-        sa.text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(ef_search, candidates))}
+        sa.text(
+            "SELECT set_config('hnsw.ef_search', :ef, true), set_config('enable_indexscan', :indexscan, true), "
+            "set_config('plan_cache_mode', CASE WHEN :exact THEN 'force_custom_plan' "
+            "ELSE current_setting('plan_cache_mode') END, true)"
+        ),
+        {"ef": str(max(ef_search, candidates)), "indexscan": "off" if exact else "on", "exact": exact},
     )
-    if exact:
-        await conn.execute(sa.text("SELECT set_config('enable_indexscan', 'off', true)"))
     params |= {
         "qtext": query_text,
         "qvec": query_vector,
