@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from memex.accounts.models import ApiKey, User
 from memex.documents.models import Document
@@ -35,6 +35,8 @@ Scope = Literal["read", "write", "admin"]
 
 
 class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     email: str
     is_admin: bool
@@ -44,14 +46,7 @@ class UserOut(BaseModel):
 
     @classmethod
     def of(cls, user: User) -> UserOut:
-        return cls(
-            id=user.id,
-            email=user.email,
-            is_admin=user.is_admin,
-            is_active=user.is_active,
-            created_at=user.created_at,
-            last_login_at=user.last_login_at,
-        )
+        return cls.model_validate(user)
 
 
 class LoginIn(BaseModel):
@@ -167,6 +162,8 @@ class MemberIn(BaseModel):
 
 
 class MemberOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     user_id: uuid.UUID
     email: str
     role: str
@@ -174,7 +171,7 @@ class MemberOut(BaseModel):
 
     @classmethod
     def of(cls, member: Member) -> MemberOut:
-        return cls(user_id=member.user_id, email=member.email, role=member.role, created_at=member.created_at)
+        return cls.model_validate(member)
 
 
 class ErrorOut(BaseModel):

@@ -16,6 +16,11 @@ class ParsedQuery:
     excluded: tuple[str, ...] = ()
     raw: str = field(default="", compare=False)
 
+    @property
+    def search_text(self) -> str:
+        """What is embedded and matched: the free text, or the required words when there is none."""
+        return self.text or " ".join(self.required)
+
 
 def parse_query(raw: str) -> ParsedQuery:
     """Split operators from free text; a `-` or `+` inside a word (e.g. "e-mail") is left alone."""

@@ -53,9 +53,7 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
     # The query embedding (a few ms on the CPU) runs while the database answers the lookups below.
     embedding = None
     if request.mode != "keyword":
-        embedding = asyncio.create_task(
-            asyncio.to_thread(runtime.embedder.embed_query, parsed.text or " ".join(parsed.required))
-        )
+        embedding = asyncio.create_task(asyncio.to_thread(runtime.embedder.embed_query, parsed.search_text))
     try:
         # One transaction, one pooled connection, and a commit: psycopg forgets its prepared statements on
         # every rollback, and these statements run on every search.
@@ -121,7 +119,7 @@ async def _run(
         conn,
         mode=request.mode,
         filters=filters,
-        query_text=parsed.text or " ".join(parsed.required),
+        query_text=parsed.search_text,
         query_vector=vector_literal(await embedding) if embedding is not None else None,
         limit=request.limit,
         candidates=candidates,
