@@ -22,6 +22,8 @@ from memex.embeddings.local import LocalEmbedder
 from memex.runtime import Runtime, open_runtime
 from memex.settings import Settings
 
+pytest_plugins = ["tests.doubles.fixtures"]
+
 DATA = Path(__file__).parent / "data"
 TEMPLATE = "memex_template"
 _counter = itertools.count()

@@ -3,6 +3,7 @@
 MemexError
  ├── InvalidInput (400)            ├── ParseError: a file could not be read as its type
  │    ├── QueryTooLong (400)       ├── UnsupportedFileType (415)
+ │    └── InvalidMessage (422)
  ├── AuthenticationRequired (401)  ├── FileTooLarge (413)
  ├── PermissionDenied (403)        ├── NotFound (404)
  ├── Conflict (409)                ├── RateLimited (429)
@@ -34,6 +35,12 @@ class InvalidInput(MemexError):
 
 class QueryTooLong(InvalidInput):
     """The query is too long: shorten it and try again."""
+
+
+class InvalidMessage(InvalidInput):
+    """The chat message is not valid."""
+
+    status_code = 422
 
 
 class ParseError(MemexError):

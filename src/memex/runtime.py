@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from memex.chat.llm import build_llm
+from memex.chat.llm.base import Llm
 from memex.db import migrate
 from memex.db.embedded import EmbeddedPostgres
 from memex.db.engine import create_engine
@@ -26,6 +29,12 @@ class Runtime:
     database_url: str
     embedded: EmbeddedPostgres | None = None
     _embedder: Embedder | None = field(default=None, repr=False)
+    _llm: Llm | None = field(default=None, repr=False)
+    _llm_built: bool = field(default=False, repr=False)
+    # Per-process caches (safe to lose; another instance keeps its own): see chat/service.py.
+    caches: dict[str, object] = field(default_factory=dict, repr=False)
+    # Work that must finish even though the request that started it was cancelled (see `keep`).
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     @property
     def embedder(self) -> Embedder:
@@ -37,7 +46,24 @@ class Runtime:
     async def load_embedder(self) -> Embedder:
         return await asyncio.to_thread(lambda: self.embedder)
 
+    @property
+    def llm(self) -> Llm | None:
+        """The chat model, or None when none is configured (answers are then extractive)."""
+        if not self._llm_built:
+            self._llm, self._llm_built = build_llm(self.settings), True
+        return self._llm
+
+    def keep(self, coro: Coroutine[object, object, None]) -> None:
+        """Run `coro` to completion in the background, even if the caller is cancelled; awaited by `close`."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._llm is not None:
+            await self._llm.aclose()
         await self.engine.dispose()
 
 

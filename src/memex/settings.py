@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,6 +16,15 @@ def _default_data_dir() -> Path:
 
 def _default_model_cache() -> Path:
     return Path(platformdirs.user_cache_dir("memex", appauthor=False)) / "models"
+
+
+class ModelPrice(BaseModel):
+    """What a model costs, in the API's currency per million tokens."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class Settings(BaseSettings):
@@ -76,6 +85,37 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(default=None, description="Chat model name.")
     llm_base_url: str | None = Field(default=None, description="Base URL of the chat model API.")
     llm_api_key: SecretStr | None = Field(default=None, description="API key of the chat model API.")
+    llm_timeout_seconds: float = Field(
+        default=120, gt=0, description="Longest a whole answer may take, in seconds, before it is cut off."
+    )
+    llm_connect_timeout_seconds: float = Field(
+        default=10, gt=0, description="Longest wait to connect to the chat model API, in seconds."
+    )
+    llm_first_token_timeout_seconds: float = Field(
+        default=60, gt=0, description="Longest wait for the model's first token (and between tokens), in seconds."
+    )
+    llm_max_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries, with backoff, when the model API answers 429 or 5xx."
+    )
+    llm_max_tokens: int = Field(default=1024, ge=16, le=32768, description="Longest answer, in model tokens.")
+    llm_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='Prices per million tokens by model (JSON, e.g. {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}); '
+        "unlisted models cost 0.",
+    )
+    llm_health_cache_seconds: float = Field(
+        default=30, ge=0, description="How long readiness reuses its last check of the chat model, in seconds."
+    )
+    chat_context_tokens: int = Field(
+        default=3000, ge=200, description="Token budget for the passages given to the model with each question."
+    )
+    chat_history_tokens: int = Field(
+        default=2000, ge=0, description="Token budget for earlier turns of the conversation sent with a question."
+    )
+    chat_passages: int = Field(default=8, ge=1, le=50, description="Most passages retrieved for one question.")
+    chat_heartbeat_seconds: float = Field(
+        default=15, gt=0, description="Interval of keep-alive comments on a slow chat stream, in seconds."
+    )
     chunk_tokens: int = Field(default=256, ge=32, le=512, description="Largest chunk, in embedding-model tokens.")
     chunk_overlap_tokens: int = Field(
         default=0, ge=0, le=128, description="Tokens repeated between consecutive chunks of a section."

@@ -1,4 +1,5 @@
-"""Every error, from every route in the OpenAPI description, is `{"detail": <str or list>}` as JSON."""
+"""Every error, from every route in the OpenAPI description, is `{"detail": <str or list>}` as JSON
+(with OpenAI's `error` object beside it under /v1/)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ def _assert_error_shape(response: httpx.Response, where: str) -> None:
         return
     assert response.headers["content-type"].startswith("application/json"), where
     body = response.json()
-    assert isinstance(body, dict) and set(body) == {"detail"}, where
+    if response.request.url.path.startswith("/v1/"):
+        # The OpenAI-compatible routes add OpenAI's own error object, which its SDKs read, beside `detail`.
+        assert isinstance(body, dict) and set(body) == {"detail", "error"}, where
+        assert body["error"]["message"] == body["detail"], where
+    else:
+        assert isinstance(body, dict) and set(body) == {"detail"}, where
     assert isinstance(body["detail"], str | list) and body["detail"], where
 
 

@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,9 +68,11 @@ def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> 
     pytest.fail(f"memex serve was not ready after {STARTUP_SECONDS} s:\n{_tail(log)}")
 
 
-@pytest.fixture(scope="module")
-def server(pg_server_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`memex serve` on a free loopback port, its first admin bootstrapped from the environment."""
+@contextmanager
+def serving(
+    pg_server_url: str, tmp_path_factory: pytest.TempPathFactory, extra_env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """`memex serve` on a free loopback port and a fresh database, its first admin bootstrapped from the environment."""
     database_url = clone_database(pg_server_url)
     workdir = tmp_path_factory.mktemp("e2e-server")
     log = workdir / "serve.log"
@@ -82,6 +85,7 @@ def server(pg_server_url: str, template_url: str, tmp_path_factory: pytest.TempP
         "MEMEX_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "MEMEX_LOG_FORMAT": "console",
         "MEMEX_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     # The `memex` entry point of this interpreter (`-m memex.cli.main` would import main.py twice).
     entry = "from memex.cli.main import main; main()"
@@ -103,6 +107,13 @@ def server(pg_server_url: str, template_url: str, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="module")
+def server(pg_server_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`memex serve` with its default settings (no language model: answers are extractive)."""
+    with serving(pg_server_url, tmp_path_factory) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Chromium, headless; skipped locally and failed on CI when it is not installed."""
     if not CHROMIUM.exists():
@@ -116,14 +127,23 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: Browser, server: Server) -> Iterator[Page]:
-    """A fresh browser context (no cookies) at 1280x800; a JavaScript error anywhere fails the test."""
+@contextmanager
+def browsing(browser: Browser, server: Server) -> Iterator[Page]:
+    """A fresh browser context (no cookies) on `server` at 1280x800; a JavaScript error anywhere fails the test."""
     context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    """A page of a fresh browser context on the default server (see `browsing`)."""
+    with browsing(browser, server) as opened:
+        yield opened

@@ -48,11 +48,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(keys.router)
     app.include_router(kbs.router)
     app.include_router(admin.router)
-    from memex.api.routes import documents, search
+    from memex.api.routes import chat, documents, openai_compat, search
 
     app.include_router(documents.router)
     app.include_router(search.router)
+    app.include_router(chat.router)
+    app.include_router(openai_compat.router)
     from memex.api.routes import web
+    from memex.mcp import http as mcp
 
+    mcp.install(app)
     web.install(app)
     return app

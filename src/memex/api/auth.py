@@ -41,6 +41,7 @@ PUBLIC_PATHS = frozenset(
         "/openapi.json",
         "/static",
         "/",
+        "/chat",
         "/login",
         "/kbs",
         "/kbs/{kb_id}",
@@ -133,6 +134,18 @@ async def guard(request: Request) -> None:
 
 async def current_actor(request: Request) -> Actor:
     return _enforce(request, await authentication(request))
+
+
+async def api_key_actor(request: Request, scope: str = "read") -> Actor:
+    """The actor of a request that must carry an API key (or come while authentication is off), for endpoints
+    outside the API's routes (/mcp). A session cookie is not enough: such endpoints have no CSRF check."""
+    found = await authentication(request)
+    if found.via == "session" or found.via == "none":
+        raise AuthenticationRequired("authentication required: send 'Authorization: Bearer <api key>'")
+    if found.actor is None:
+        raise AuthenticationRequired(found.problem)
+    found.actor.require_scope(scope)
+    return found.actor
 
 
 async def optional_actor(request: Request) -> Actor | None:

@@ -21,6 +21,24 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def _body(request: Request, detail: str, status: int) -> dict[str, object]:
+    """`{"detail"}` everywhere; under /v1/ also OpenAI's `{"error": {...}}`, which its SDKs read."""
+    body: dict[str, object] = {"detail": detail}
+    if request.url.path.startswith("/v1/"):
+        body["error"] = {"message": detail, "type": _OPENAI_TYPES.get(status, "api_error"), "code": status}
+    return body
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(MemexError)
     async def memex_error(request: Request, exc: MemexError) -> JSONResponse:
@@ -29,16 +47,18 @@ def install(app: FastAPI) -> None:
             headers = {"Retry-After": "60"}
         if exc.status_code >= 500:
             log.error("request failed", error=exc.message, path=request.url.path)
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
+        return JSONResponse(_body(request, exc.message, exc.status_code), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+        return JSONResponse(_body(request, _validation_detail(exc), 422), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            _body(request, detail, exc.status_code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -244,3 +244,82 @@ class UploadOut(BaseModel):
 
 class RenameIn(BaseModel):
     name: str = Field(min_length=1, max_length=MAX_NAME_CHARS, examples=["notes/renamed.md"])
+
+
+# --- chat ------------------------------------------------------------------------------------------------
+
+
+class ChatIn(BaseModel):
+    message: Text = Field(
+        description="The question (MEMEX_MAX_QUERY_CHARS at most).", examples=["How do I rotate keys?"]
+    )
+    conversation_id: uuid.UUID | None = Field(default=None, description="Continue this conversation.")
+    kb: uuid.UUID | list[uuid.UUID] | None = Field(
+        default=None, description="Only these knowledge bases (an id or a list); default every one you may read."
+    )
+    stream: bool = Field(default=True, description="Server-Sent Events (true) or one JSON object (false).")
+
+    def kb_ids(self) -> tuple[uuid.UUID, ...]:
+        if self.kb is None:
+            return ()
+        return tuple(self.kb) if isinstance(self.kb, list) else (self.kb,)
+
+
+class ConversationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str
+    kb_ids: list[uuid.UUID]
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    role: str
+    content: str
+    citations: list[dict[str, object]]
+    sentences: list[dict[str, object]]
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    timings: dict[str, object]
+    error: str | None
+    created_at: datetime
+
+
+class ConversationsOut(BaseModel):
+    conversations: list[ConversationOut]
+
+
+class ConversationDetailOut(ConversationOut):
+    messages: list[MessageOut]
+
+
+class ConversationPatch(BaseModel):
+    title: Text = Field(min_length=1, max_length=200)
+
+
+class UsageRowOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    day: str
+    user_id: uuid.UUID | None
+    email: str | None
+    provider: str
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+
+class UsageOut(BaseModel):
+    days: int
+    rows: list[UsageRowOut]
+    totals: dict[str, int | float]

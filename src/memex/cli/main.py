@@ -40,6 +40,14 @@ def settings_from(ctx: typer.Context) -> Settings:
     return settings
 
 
+def quiet_logging(settings: Settings) -> None:
+    """Logs to stderr, warnings only unless MEMEX_LOG_LEVEL says otherwise: stdout is the command's output."""
+    from memex.logging import configure_logging
+
+    level = settings.log_level if "log_level" in settings.model_fields_set else "WARNING"
+    configure_logging(settings.model_copy(update={"log_level": level}))
+
+
 def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
     """Run a command's coroutine, turning Memex errors into a message and exit status 1."""
     try:
@@ -52,10 +60,12 @@ def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
 
 
 def _register() -> None:
-    from memex.cli import index, migrate, reembed, search
+    from memex.cli import chat, index, migrate, reembed, search, usage
 
     index.register(app)
     search.register(app)
+    chat.register(app)
+    usage.register(app)
     migrate.register(app)
     reembed.register(app)
     from memex.cli import kb, keys, users
@@ -67,6 +77,9 @@ def _register() -> None:
 
     serve.register(app)
     worker.register(app)
+    from memex.cli import mcp
+
+    mcp.register(app)
 
 
 _register()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ POLL_SECONDS = 1.0
 POLL_WINDOW = 25
 # Give up waiting when no upload has finished for this long: the server has no worker running.
 STALL_SECONDS = 600.0
+CHAT_TIMEOUT_SECONDS = 600.0
 
 _ERRORS: dict[int, type[errors.MemexError]] = {
     400: errors.InvalidInput,
@@ -134,6 +136,44 @@ class RemoteClient:
 
     async def search(self, params: Sequence[tuple[str, str | int]]) -> dict[str, Any]:
         return dict((await self._call("GET", "/api/search", params=list(params))).json())
+
+    async def kbs(self) -> list[dict[str, Any]]:
+        """The knowledge bases the key may read."""
+        return list((await self._call("GET", "/api/kbs")).json())
+
+    async def document_file(self, document_id: str) -> bytes:
+        """The original file of a document."""
+        return (await self._call("GET", f"/api/documents/{document_id}/file")).content
+
+    async def chat(self, message: str, *, kb_ids: Sequence[str] = ()) -> dict[str, Any]:
+        """One whole answer (`stream: false`); a model may take minutes, so this waits longer than other calls."""
+        body: dict[str, Any] = {"message": message, "stream": False}
+        if kb_ids:
+            body["kb"] = list(kb_ids)
+        timeout = httpx.Timeout(CHAT_TIMEOUT_SECONDS, connect=10.0)
+        return dict((await self._call("POST", "/api/chat", json=body, timeout=timeout)).json())
+
+    async def chat_events(self, body: dict[str, Any]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """`POST /api/chat` streamed: its (event, data) pairs as they arrive; closing it ends the request."""
+        timeout = httpx.Timeout(CHAT_TIMEOUT_SECONDS, connect=10.0)
+        try:
+            async with self._http.stream("POST", "/api/chat", json=body, timeout=timeout) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise _error(response)
+                name, data = "message", ""
+                async for line in response.aiter_lines():
+                    if line.startswith("event:"):
+                        name = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data += line[5:].strip()
+                    elif not line and data:
+                        yield name, json.loads(data)
+                        name, data = "message", ""
+        except httpx.TimeoutException as exc:
+            raise errors.ServiceUnavailable(f"the Memex server at {self.url} did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise errors.ServiceUnavailable(f"lost the Memex server at {self.url}: {exc}") from exc
 
 
 @dataclass

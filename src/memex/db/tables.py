@@ -181,3 +181,63 @@ chunk_stats = sa.Table(
     sa.Column("lexemes", sa.BigInteger, nullable=False, server_default="0"),
     sa.CheckConstraint("id = 1", name="chunk_stats_single_row"),
 )
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    _id(),
+    # NULL user: a conversation of the local CLI (the system actor).
+    sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("title", sa.Text, nullable=False),
+    # The knowledge bases this conversation was narrowed to; NULL means every KB the user may read.
+    sa.Column("kb_ids", ARRAY(UUID(as_uuid=True)), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Index("conversations_user_idx", "user_id", "updated_at"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    _id(),
+    sa.Column(
+        "conversation_id", UUID(as_uuid=True), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("citations", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("sentences", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("model", sa.Text, nullable=True),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("completion_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cost", sa.Float, nullable=False, server_default="0"),
+    sa.Column("timings", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.CheckConstraint("role IN ('user', 'assistant')", name="messages_role_check"),
+    sa.Index("messages_conversation_idx", "conversation_id", "created_at"),
+)
+
+# Daily totals per user and model: what the usage report and its cost come from.
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("requests", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cost", sa.Float, nullable=False, server_default="0"),
+    sa.Index(
+        "usage_day_user_model_key",
+        "day",
+        "user_id",
+        "provider",
+        "model",
+        unique=True,
+        postgresql_nulls_not_distinct=True,
+    ),
+)

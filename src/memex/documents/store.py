@@ -254,3 +254,11 @@ async def without_live_job(conn: AsyncConnection, *, task_name: str, idle_second
         {"task": task_name, "idle": idle_seconds},
     )
     return [r.id for r in rows]
+
+
+async def chunks_of(conn: AsyncConnection, *, document_id: uuid.UUID) -> list[tuple[str, str]]:
+    """A document's chunks in reading order, as (heading, text) pairs."""
+    rows = await conn.execute(
+        sa.text("SELECT heading, text FROM chunks WHERE document_id = :id ORDER BY ordinal"), {"id": document_id}
+    )
+    return [(r.heading, r.text) for r in rows]

@@ -27,6 +27,8 @@ class SearchRequest:
     mode: Mode = "hybrid"
     filters: SearchFilters = field(default_factory=SearchFilters)
     exact: bool = False
+    # Whether `file:`, `+word` and `-word` are operators; chat passes a person's question as plain text.
+    operators: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
     f = request.filters
     if "\x00" in request.query or "\x00" in (f.path_prefix or "") or any("\x00" in t for t in f.file_types):
         raise InvalidInput("the query contains a NUL character; remove it and try again")
-    parsed = parse_query(request.query)
+    parsed = parse_query(request.query) if request.operators else ParsedQuery(text=" ".join(request.query.split()))
     if not parsed.text and not parsed.required:
         raise InvalidInput("the query is empty: type some words to search for")
 

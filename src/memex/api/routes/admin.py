@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
 from memex.accounts import service
 from memex.api import auth
-from memex.api.deps import AdminActor, ConnDep
-from memex.api.schemas import UserCreated, UserIn, UserOut, UserPatch, error_responses
+from memex.api.deps import AdminActor, ConnDep, RuntimeDep
+from memex.api.schemas import UsageOut, UsageRowOut, UserCreated, UserIn, UserOut, UserPatch, error_responses
+from memex.chat import service as chat
 
 router = APIRouter(
     prefix="/api/admin",
@@ -38,3 +39,10 @@ async def update_user(
 ) -> UserOut:
     """Disable or enable a user (their sessions and keys stop working), or change whether they are an admin."""
     return UserOut.of(await service.update_user(conn, actor, user_id, is_active=body.is_active, is_admin=body.is_admin))
+
+
+@router.get("/usage")
+async def usage(runtime: RuntimeDep, days: Annotated[int, Query(ge=1, le=3660)] = 30) -> UsageOut:
+    """Chat requests, tokens and estimated cost per day, user and model (prices from MEMEX_LLM_PRICES)."""
+    rows = await chat.usage_report(runtime, days=days)
+    return UsageOut(days=days, rows=[UsageRowOut.model_validate(r) for r in rows], totals=chat.usage_totals(rows))

@@ -11,6 +11,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from memex.api.deps import RuntimeDep
+from memex.chat import service as chat
+from memex.errors import ServiceUnavailable
 
 router = APIRouter(prefix="/api/health", tags=["health"])
 
@@ -26,6 +28,8 @@ async def _check(name: str, probe: Any) -> dict[str, Any]:
     try:
         detail = await asyncio.wait_for(probe(), timeout=5)
         ok = True
+    except ServiceUnavailable as exc:
+        detail, ok = exc.message, False
     except Exception as exc:  # a probe reports any failure as not ready, whatever raised it
         detail, ok = f"{type(exc).__name__}: {exc}", False
     return {"name": name, "ok": ok, "latency_ms": round((time.perf_counter() - started) * 1000, 2), "detail": detail}
@@ -33,7 +37,8 @@ async def _check(name: str, probe: Any) -> dict[str, Any]:
 
 @router.get("/ready")
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    """Readiness: database, embedder and job queue each report ok, latency and detail; 503 if one fails."""
+    """Readiness: database, embedder, job queue and chat model report ok, latency and detail; 503 if a required one
+    fails (the chat model is not required: chat falls back to extractive answers)."""
 
     async def database() -> str:
         async with runtime.engine.connect() as conn:
@@ -57,7 +62,18 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
             ).one()
         return f"{row.queued} queued, {row.running} running"
 
-    checks = await asyncio.gather(_check("database", database), _check("embedder", embedder), _check("jobs", jobs))
-    ok = all(c["ok"] for c in checks)
+    async def llm() -> str:
+        ok, detail = await chat.llm_status(runtime)
+        if not ok:
+            raise ServiceUnavailable(detail)
+        return detail
+
+    checks = await asyncio.gather(
+        _check("database", database), _check("embedder", embedder), _check("jobs", jobs), _check("llm", llm)
+    )
+    # Without the model, chat still answers (extractively): it does not make the server unready.
+    for check in checks:
+        check["required"] = check["name"] != "llm"
+    ok = all(c["ok"] for c in checks if c["required"])
     body = {"status": "ok" if ok else "unavailable", "components": {c.pop("name"): c for c in checks}}
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -52,6 +52,11 @@ async def search_page(request: Request) -> HTMLResponse:
     return _page(request, "search.html", title="Search", nav="search")
 
 
+@router.get("/chat", response_class=HTMLResponse)
+async def chat_page(request: Request) -> HTMLResponse:
+    return _page(request, "chat.html", title="Chat", nav="chat")
+
+
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request) -> HTMLResponse:
     return _page(request, "login.html", title="Log in")

@@ -17,6 +17,12 @@ function cookie(name) {
   return "";
 }
 
+/** The header that proves a cookie-authenticated write comes from our own pages. */
+export function csrfHeader() {
+  const token = cookie(CSRF_COOKIE);
+  return token ? { "X-CSRF-Token": token } : {};
+}
+
 function detailOf(data, response) {
   const detail = data && data.detail;
   if (typeof detail === "string" && detail) return detail;
@@ -57,10 +63,7 @@ export async function api(path, { method = "GET", json, form, params, redirectOn
   } else if (form) {
     body = form;
   }
-  if (method !== "GET" && method !== "HEAD") {
-    const token = cookie(CSRF_COOKIE);
-    if (token) headers["X-CSRF-Token"] = token;
-  }
+  if (method !== "GET" && method !== "HEAD") Object.assign(headers, csrfHeader());
   let response;
   try {
     response = await fetch(url, { method, headers, body, credentials: "same-origin" });
@@ -80,4 +83,65 @@ export async function api(path, { method = "GET", json, form, params, redirectOn
 export function items(data, key) {
   if (Array.isArray(data)) return data;
   return (data && Array.isArray(data[key]) && data[key]) || [];
+}
+
+/** One Server-Sent Event block ("event: x" / "data: …" lines) as {event, data}; null for a heartbeat. */
+function parseEvent(block) {
+  let event = "message";
+  const data = [];
+  for (const line of block.split(/\r\n|\r|\n/)) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") event = value;
+    else if (field === "data") data.push(value);
+  }
+  if (!data.length) return null;
+  try {
+    return { event, data: JSON.parse(data.join("\n")) };
+  } catch {
+    return { event, data: data.join("\n") };
+  }
+}
+
+/**
+ * POST `json` and yield the Server-Sent Events of the answer as {event, data}. Errors before the stream
+ * starts reject with ApiError, as `api` does; aborting `signal` ends the stream with an AbortError.
+ */
+export async function* postEvents(path, { json, signal }) {
+  const headers = { Accept: "text/event-stream", "Content-Type": "application/json", ...csrfHeader() };
+  let response;
+  try {
+    response = await fetch(new URL(path, location.origin), {
+      method: "POST", headers, body: JSON.stringify(json), credentials: "same-origin", signal,
+    });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "Cannot reach the Memex server. Check your connection and try again.");
+  }
+  if (response.status === 401) {
+    location.assign(loginUrl());
+    return;
+  }
+  if (!response.ok || !response.body) throw new ApiError(response.status, detailOf(await readBody(response), response));
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      const blocks = buffer.split(/\r\n\r\n|\n\n|\r\r/);
+      buffer = blocks.pop();
+      for (const block of blocks) {
+        const parsed = parseEvent(block);
+        if (parsed) yield parsed;
+      }
+    }
+    const last = parseEvent(buffer);
+    if (last) yield last;
+  } finally {
+    reader.cancel().catch(() => {});
+  }
 }

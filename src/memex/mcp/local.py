@@ -1,0 +1,54 @@
+"""The tools on this process's database, as one actor: the system actor for `memex mcp`, a key's actor at /mcp."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+
+from memex.api.schemas import DocumentOut, KbOut
+from memex.chat import service as chat
+from memex.chat.models import ChatRequest
+from memex.documents import service as documents
+from memex.documents import store as document_store
+from memex.ingest.detect import decode_text
+from memex.kbs import service as kbs
+from memex.kbs.access import Actor
+from memex.mcp.backend import PLAIN_TEXT_MIMES, join_sections
+from memex.runtime import Runtime
+from memex.search import service as search
+from memex.search.models import Mode, SearchFilters, SearchRequest
+
+
+@dataclass(frozen=True, slots=True)
+class LocalBackend:
+    runtime: Runtime
+    actor: Actor
+
+    async def knowledge_bases(self) -> list[dict[str, Any]]:
+        async with self.runtime.engine.begin() as conn:
+            listings = await kbs.list_kbs(conn, self.actor)
+        return [KbOut.of(listing).model_dump(mode="json") for listing in listings]
+
+    async def search(self, *, query: str, kb_id: str | None, limit: int, mode: str) -> list[dict[str, Any]]:
+        request = SearchRequest(
+            query=query,
+            limit=limit,
+            mode=cast(Mode, mode),  # the service refuses unknown modes with a clear message
+            filters=SearchFilters(kb_ids=(uuid.UUID(kb_id),) if kb_id else ()),
+        )
+        return [r.as_dict() for r in await search.search(self.runtime, self.actor, request)]
+
+    async def ask(self, *, question: str, kb_id: str | None) -> dict[str, Any]:
+        request = ChatRequest(message=question, kb_ids=(uuid.UUID(kb_id),) if kb_id else ())
+        return (await chat.ask(self.runtime, self.actor, request)).as_dict()
+
+    async def document(self, document_id: str) -> tuple[dict[str, Any], str]:
+        doc = await documents.get(self.runtime, self.actor, uuid.UUID(document_id))
+        if doc.mime in PLAIN_TEXT_MIMES:
+            doc, data = await documents.original(self.runtime, self.actor, doc.id)
+            text = decode_text(data)
+        else:
+            async with self.runtime.engine.begin() as conn:
+                text = join_sections(await document_store.chunks_of(conn, document_id=doc.id))
+        return DocumentOut.of(doc).model_dump(mode="json"), text
