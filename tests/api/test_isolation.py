@@ -42,10 +42,14 @@ class Victim:
     key: str
     word: str
     secrets: list[str]
+    conversation_id: uuid.UUID
 
     @property
     def ids(self) -> list[str]:
-        return [str(i) for i in (self.kb.id, self.personal.id, *self.document_ids, self.key_id, self.user.id)]
+        return [
+            str(i)
+            for i in (self.kb.id, self.personal.id, *self.document_ids, self.key_id, self.user.id, self.conversation_id)
+        ]
 
 
 @pytest.fixture
@@ -62,7 +66,10 @@ async def victim(make: Factory, unique: str) -> Victim:
     )
     assert uploaded.status_code == 202, uploaded.text
     document_ids = [doc, uuid.UUID(uploaded.json()["documents"][0]["id"])]
+    asked = await client.post("/api/chat", json={"message": f"What are the {word} figures?", "stream": False})
+    assert asked.status_code == 200 and word in asked.json()["answer"], asked.text
     return Victim(
+        conversation_id=uuid.UUID(asked.json()["conversation_id"]),
         user=user,
         kb=kb,
         personal=await make.personal_kb(user),
@@ -162,6 +169,17 @@ async def _victim_untouched(runtime: Runtime, make: Factory, victim: Victim, att
     assert docs == len(victim.document_ids)
     assert [m.user_id for m in members] == [victim.user.id]
     assert (user.is_active, user.is_admin, attacker_admin) == (True, False, False)
+    async with runtime.engine.connect() as conn:
+        conversation = (
+            await conn.execute(
+                sa.text(
+                    "SELECT title, (SELECT count(*) FROM messages WHERE conversation_id = c.id) AS n "
+                    "FROM conversations c WHERE id = :id"
+                ),
+                {"id": victim.conversation_id},
+            )
+        ).one()
+    assert conversation.title.startswith("What are the zorblax") and conversation.n == 2
     assert (await make.client(key=victim.key).get(f"/api/kbs/{victim.kb.id}")).status_code == 200
 
 

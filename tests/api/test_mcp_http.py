@@ -19,6 +19,7 @@ from mcp.types import CallToolResult
 from memex.accounts.models import User
 from memex.kbs.models import KnowledgeBase
 from memex.mcp import server
+from memex.mcp.server import build_server
 from tests.factories import BASE_URL, Factory
 
 TOOLS = {"search", "ask", "get_document", "list_knowledge_bases"}
@@ -30,7 +31,7 @@ async def mcp_client(app: FastAPI, key: str, *, mode: str = "auto") -> AsyncIter
     headers = {"Authorization": f"Bearer {key}"}
     async with (
         httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=BASE_URL, headers=headers) as http,
-        Client(streamable_http_client(f"{BASE_URL}/mcp", http_client=http), mode=mode) as client,  # type: ignore[arg-type]
+        Client(streamable_http_client(f"{BASE_URL}/mcp", http_client=http), mode=mode) as client,
     ):
         yield client
 
@@ -42,7 +43,7 @@ async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     assert not result.is_error, result.content
     assert result.structured_content is not None
     assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 async def fails(client: Client, tool: str, **arguments: Any) -> str:
@@ -208,3 +209,15 @@ async def test_needs_an_api_key(make: Factory, app: FastAPI, alice: User) -> Non
     accepted = await make.client(key=key).post("/mcp", json=initialize, headers=headers)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["result"]["serverInfo"]["name"] == "memex"
+
+
+class _BrokenBackend:
+    async def knowledge_bases(self) -> list[dict[str, Any]]:
+        raise RuntimeError("the disk caught fire")
+
+
+async def test_an_unexpected_failure_is_a_tool_error_not_a_crash() -> None:
+    async with Client(build_server(_BrokenBackend())) as client:  # type: ignore[arg-type]
+        assert await fails(client, "list_knowledge_bases") == "internal error: see the server log"
+        assert await fails(client, "search", query="basil", kb="garden") == "internal error: see the server log"
+        assert (await client.list_tools()).tools  # still serving

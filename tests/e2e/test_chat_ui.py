@@ -33,6 +33,19 @@ The badge reader logs every entry {IMG} and keeps the log for ninety days.
 The audit script {SCRIPT} is run weekly by the security team.
 Report a lost badge through [the desk form](javascript:alert(1)) within one day.
 """
+HOSTILE_MARKDOWN = f"""# Title {IMG}
+
+**{SCRIPT}** and *<iframe src=javascript:alert(1)>* and `<svg onload=alert(1)>`
+[a link](javascript:alert(1)) [b](data:text/html,<script>alert(1)</script>) [ok](https://example.com/ok)
+<a href="javascript:alert(1)">raw</a> ![img](x onerror=alert(1))
+
+- <style>body {{ display: none }}</style>
+> <object data=x></object>
+
+```html" onmouseover="alert(1)
+<script>alert(1)</script>
+```
+"""
 
 
 @contextmanager
@@ -143,6 +156,10 @@ def test_ask_cite_follow_up_rename_reload_and_delete(page: Page, server: Server,
     current = page.locator("#conversation-list a[aria-current=page]")
     expect(current).to_contain_text("How often are API keys rotated?")
     expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+    RESULTS.mkdir(exist_ok=True)
+    page.screenshot(path=RESULTS / "chat-desktop.png")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(RESULTS / "chat-desktop.png", SCREENSHOT)
 
     # The answer copies as its Markdown text.
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
@@ -189,10 +206,7 @@ def test_ask_cite_follow_up_rename_reload_and_delete(page: Page, server: Server,
     expect(page.locator("#messages .message")).to_have_count(4)
     expect(page.locator("#messages .answer button.cite").first).to_be_visible()
     expect(page.locator("#messages .sources").first).to_contain_text("Memex Operations Guide")
-    RESULTS.mkdir(exist_ok=True)
-    page.screenshot(path=RESULTS / "chat-desktop.png")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    shutil.copyfile(RESULTS / "chat-desktop.png", SCREENSHOT)
+    page.screenshot(path=RESULTS / "chat-desktop-reloaded.png")
 
     # At phone width the conversation list folds behind a toggle.
     page.set_viewport_size({"width": 390, "height": 844})
@@ -227,7 +241,7 @@ def test_documents_and_questions_cannot_inject_html(page: Page, server: Server, 
     answer = last_answer(page).locator(".answer")
     expect(answer).to_contain_text(IMG)
     expect(answer).to_contain_text(SCRIPT)
-    expect(page.locator("#messages .message.user")).to_have_text(question)
+    expect(page.locator("#messages .message.user .bubble")).to_have_text(question)
     expect(page.get_by_role("heading", level=1)).to_contain_text(IMG)
 
     notes = last_answer(page).locator(".sources button").filter(has_text="Badge reader notes")
@@ -235,6 +249,24 @@ def test_documents_and_questions_cannot_inject_html(page: Page, server: Server, 
     expect(page.get_by_role("dialog").locator("blockquote")).to_contain_text("<")
     assert page.locator("main img, main script, #messages a[href^='javascript']").count() == 0
     assert page.locator("body script").count() == 0
+
+    # The renderer itself, on Markdown written to break out: only its own elements, only http(s) links.
+    made = page.evaluate(
+        """async (source) => {
+            const { renderMarkdown } = await import("/static/markdown.js");
+            const root = document.createElement("div");
+            root.append(renderMarkdown(source));
+            return {
+                tags: [...new Set([...root.querySelectorAll("*")].map((e) => e.localName))],
+                links: [...root.querySelectorAll("a")].map((a) => a.getAttribute("href")),
+                attributes: [...new Set([...root.querySelectorAll("*")].flatMap((e) => e.getAttributeNames()))],
+            };
+        }""",
+        HOSTILE_MARKDOWN,
+    )
+    assert set(made["tags"]) <= {"h3", "p", "strong", "em", "code", "pre", "a", "ul", "ol", "li", "blockquote"}
+    assert made["links"] == ["https://example.com/ok"]
+    assert set(made["attributes"]) <= {"class", "href", "target", "rel", "data-lang"}
     assert dialogs == []
 
 
@@ -246,16 +278,16 @@ def test_model_answer_streams_is_checked_and_can_be_stopped(
     box = page.get_by_role("textbox", name="Message")
 
     # The double's default answer quotes source [1]; slowed down, it visibly streams in.
-    openai_double.push(reply(None, first_token_delay=0.3, token_delay=0.15))
+    openai_double.push(reply(None, first_token_delay=0.3, token_delay=0.3))
     ask(page, "How often are API keys rotated?")
     stop = page.get_by_role("button", name="Stop")
     expect(stop).to_be_visible()
     expect(box).to_be_disabled()
-    streaming = last_answer(page).locator(".answer[aria-busy=true]")
-    expect(streaming).to_contain_text(re.compile(r"\w+"))
+    expect(last_answer(page).locator(".answer .typing")).to_have_count(0)  # the first words are in…
+    expect(last_answer(page)).to_have_attribute("aria-busy", "true")  # …and more are coming
     wait_for_answer(page)
     answer = last_answer(page)
-    expect(answer.locator(".answer[aria-busy]")).to_have_count(0)
+    expect(answer).not_to_have_attribute("aria-busy", "true")
     expect(answer.locator(".answer button.cite")).to_have_count(1)
     expect(answer.locator(".claim")).to_have_count(0)
     expect(answer.locator(".message-meta")).to_contain_text(re.compile(r"^test-model · retrieval \d+ ms · first token"))

@@ -1,10 +1,12 @@
-"""`memex mcp` as an MCP client launches it: over stdio on the local database, and with --url through a real server."""
+"""`memex mcp` as an MCP client launches it: over stdio on the local database, and with --url through a real server
+(whose own /mcp endpoint is checked here too, under uvicorn)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -12,9 +14,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 from memex.api.app import create_app
@@ -46,7 +50,7 @@ async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     assert isinstance(result, CallToolResult)
     assert not result.is_error, result.content
     assert result.structured_content is not None
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 async def fails(client: Client, tool: str, **arguments: Any) -> str:
@@ -105,7 +109,7 @@ async def test_stdout_carries_only_mcp_messages(local_env: dict[str, str]) -> No
     )
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
-    requests = [
+    requests: list[dict[str, Any]] = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search", "arguments": {"query": "x"}}},
@@ -133,6 +137,13 @@ async def test_stdout_carries_only_mcp_messages(local_env: dict[str, str]) -> No
     assert json.loads(replies[2]["result"]["content"][0]["text"])["results"]
     assert replies[3]["error"]["message"].startswith("unknown tool 'nope'")
     assert errors.strip(), "debug logs were expected on stderr"
+
+
+def test_an_unreachable_database_is_a_message_and_exit_status_1(tmp_path: Path) -> None:
+    env = clean_env(MEMEX_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", MEMEX_DATA_DIR=str(tmp_path))
+    done = subprocess.run(COMMAND, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("error: cannot reach the database") and "Traceback" not in done.stderr
 
 
 # Remote: through a real `memex serve`, as its first admin's API key.
@@ -191,3 +202,14 @@ async def test_url_mode_reports_a_bad_key_as_a_tool_error(server: Served, tmp_pa
     async with memex_mcp(env, tmp_path / "mcp.log") as client:
         message = await fails(client, "list_knowledge_bases")
     assert message.endswith("(check MEMEX_API_KEY or --api-key)")
+
+
+async def test_the_servers_own_mcp_endpoint(server: Served) -> None:
+    headers = {"Authorization": f"Bearer {server.key}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        Client(streamable_http_client(f"{server.url}/mcp", http_client=http)) as client,
+    ):
+        results = (await call(client, "search", query="How often are API keys rotated?"))["results"]
+        assert {r["path"] for r in results} == {"sample.md", "sample.pdf"}
+    assert "Traceback" not in server.output()

@@ -6,6 +6,8 @@ instance can answer any request, as with the rest of the API, and nothing needs 
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.requests import Request
@@ -37,3 +39,5 @@ class McpEndpoint:
 def install(app: FastAPI) -> None:
     """Serve MCP at /mcp: a plain route (an ASGI app), so it is not in the OpenAPI schema."""
     app.router.routes.append(Route(PATH, endpoint=McpEndpoint(), include_in_schema=False))
+    # The manager announces its start and stop, which here means every request: the access log says enough.
+    logging.getLogger("mcp.server.streamable_http_manager").setLevel(logging.WARNING)

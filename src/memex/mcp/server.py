@@ -1,4 +1,4 @@
-"""The MCP server: Memex's four tools with their input and output schemas, over any Backend.
+"""The MCP server: Memex's four tools over any Backend, served on stdio or, per request, over HTTP (http.py).
 
 A Memex error (not found, no permission, bad input) comes back as a tool error carrying its message, and anything
 unexpected as a tool error that points at the log: the client never sees a crash.
@@ -13,20 +13,28 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Annotated, Any, NotRequired
+from typing import Any
 
 import structlog
 from mcp import types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from typing_extensions import TypedDict
+from pydantic import TypeAdapter, ValidationError
 
 from memex.errors import InvalidInput, MemexError, NotFound
 from memex.mcp.backend import Backend
-from memex.search.models import Mode
-from memex.search.service import MAX_LIMIT
+from memex.mcp.schemas import (
+    AnswerOutput,
+    Args,
+    AskArgs,
+    DocumentOutput,
+    GetDocumentArgs,
+    KnowledgeBasesOutput,
+    NoArgs,
+    SearchArgs,
+    SearchOutput,
+)
 
 log = structlog.get_logger("memex.mcp")
 
@@ -38,126 +46,6 @@ INSTRUCTIONS = (
     "with citations, `get_document` to read a whole document that a result or citation points at, and "
     "`list_knowledge_bases` to see which knowledge bases there are."
 )
-
-
-# Inputs
-
-
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-KbArg = Annotated[
-    str | None,
-    Field(description="A knowledge base's id or name (see list_knowledge_bases); omit it to use all you may read."),
-]
-
-
-class SearchArgs(_Args):
-    query: str = Field(description='What to look for. Supports file:"*.md", +"must have" and -"must not have".')
-    kb: KbArg = None
-    limit: int = Field(default=10, ge=1, le=MAX_LIMIT, description="How many results.")
-    mode: Mode = Field(default="hybrid", description="hybrid (meaning and words), vector (meaning) or keyword (words).")
-
-
-class AskArgs(_Args):
-    question: str = Field(description="The question, in plain words.")
-    kb: KbArg = None
-
-
-class GetDocumentArgs(_Args):
-    document_id: uuid.UUID = Field(description="The document's id, as search results and citations give it.")
-    offset: int = Field(default=0, ge=0, description="Where to start reading the text, in characters.")
-
-
-class NoArgs(_Args):
-    pass
-
-
-# Outputs (the HTTP API's shapes)
-
-
-class KnowledgeBaseOut(TypedDict):
-    id: str
-    name: str
-    description: str
-    role: str | None
-    is_personal: bool
-    owner_id: str | None
-    document_count: int
-    created_at: str
-
-
-class KnowledgeBasesOut(TypedDict):
-    knowledge_bases: list[KnowledgeBaseOut]
-
-
-class SearchHitOut(TypedDict):
-    document_id: str
-    kb: str
-    kb_name: str
-    title: str
-    path: str
-    heading: str
-    location: str
-    text: str
-    snippet: str
-    score: float
-
-
-class SearchOut(TypedDict):
-    results: list[SearchHitOut]
-
-
-class CitationOut(TypedDict):
-    n: int
-    chunk_id: int
-    document_id: str
-    kb: str
-    title: str
-    path: str
-    heading: str
-    location: str
-    quote: str
-
-
-class AnswerOut(TypedDict):
-    answer: str
-    citations: list[CitationOut]
-    sentences: list[dict[str, Any]]
-    conversation_id: NotRequired[str]
-    message_id: NotRequired[str]
-    model: NotRequired[str]
-    usage: NotRequired[dict[str, Any]]
-    timings: NotRequired[dict[str, Any]]
-    error: NotRequired[str]
-
-
-class DocumentInfoOut(TypedDict):
-    id: str
-    kb: str
-    name: str
-    path: str
-    title: str
-    mime: str
-    file_type: str
-    sha256: str
-    size: int
-    status: str
-    error: str | None
-    chunk_count: int
-    modified_at: str | None
-    created_at: str
-    updated_at: str
-    indexed_at: str | None
-
-
-class DocumentOut(TypedDict):
-    document: DocumentInfoOut
-    text: str
-    offset: int
-    next_offset: int | None
-    total_chars: int
 
 
 # Tools
@@ -217,7 +105,7 @@ async def _kb_id(backend: Backend, kb: str | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class _Tool:
     tool: types.Tool
-    args: type[_Args]
+    args: type[Args]
     run: Callable[[Backend, Any], Awaitable[dict[str, Any]]]
 
 
@@ -226,7 +114,7 @@ def _tool(
     *,
     title: str,
     description: str,
-    args: type[_Args],
+    args: type[Args],
     output: type[Any],
     run: Callable[[Backend, Any], Awaitable[dict[str, Any]]],
     read_only: bool = True,
@@ -252,7 +140,7 @@ TOOLS: dict[str, _Tool] = {
             "passages first: each with its document id, knowledge base, title, path, heading, location, text and "
             "score. Read a whole document with get_document.",
             args=SearchArgs,
-            output=SearchOut,
+            output=SearchOutput,
             run=_search,
         ),
         _tool(
@@ -263,7 +151,7 @@ TOOLS: dict[str, _Tool] = {
             "support each sentence. Without a language model configured the answer is extractive (the best "
             "sentences of the best passages). Each question is saved in the user's chat history.",
             args=AskArgs,
-            output=AnswerOut,
+            output=AnswerOutput,
             run=_ask,
             read_only=False,
         ),
@@ -274,7 +162,7 @@ TOOLS: dict[str, _Tool] = {
             "itself for text formats, the text extracted from it for HTML, PDF and DOCX. Long texts come "
             f"{MAX_TEXT_CHARS:,} characters at a time: call again with offset set to next_offset to read on.",
             args=GetDocumentArgs,
-            output=DocumentOut,
+            output=DocumentOutput,
             run=_get_document,
         ),
         _tool(
@@ -283,7 +171,7 @@ TOOLS: dict[str, _Tool] = {
             description="List the knowledge bases the user may read: id, name, description, the user's role "
             "(owner, editor or viewer) and how many documents each holds.",
             args=NoArgs,
-            output=KnowledgeBasesOut,
+            output=KnowledgeBasesOutput,
             run=_list_knowledge_bases,
         ),
     )

@@ -159,7 +159,7 @@ function notice(answer) {
 
 /** Fill an assistant message's element from `answer` {content, citations, sentences, model, timings…}. */
 function renderAnswer(node, answer) {
-  const body = el("div", { class: "answer markdown", "aria-busy": answer.streaming ? "true" : null }, renderMarkdown(answer.content, { text: answerText(answer) }));
+  const body = el("div", { class: "answer markdown" }, renderMarkdown(answer.content, { text: answerText(answer) }));
   if (answer.streaming && !answer.content) body.append(el("p", { class: "muted typing" }, "Searching your documents…"));
   const sources = (answer.citations || []).map((c) =>
     el(
@@ -406,7 +406,8 @@ function nearBottom() {
 
 async function ask(question) {
   const userNode = messageNode({ role: "user", content: question });
-  const answerNode = el("li", { class: "message assistant" }, el("h2", { class: "visually-hidden" }, "Memex answered"));
+  // Busy while it streams, so that screen readers read the answer once, when it is complete.
+  const answerNode = el("li", { class: "message assistant", "aria-busy": "true" }, el("h2", { class: "visually-hidden" }, "Memex answered"));
   const frame = answerNode.appendChild(el("div", { class: "answer-frame" }));
   const answer = { content: "", citations: [], sentences: [], streaming: true };
   messages.append(userNode, answerNode);
@@ -453,6 +454,7 @@ async function ask(question) {
   cancelAnimationFrame(frameRequest);
   answer.streaming = false;
   draw();
+  answerNode.removeAttribute("aria-busy");
   setAnswering(null);
   status.textContent = answer.stopped ? "Stopped." : answer.error && !answer.content ? "The answer failed." : "Answer ready.";
   textarea.focus();

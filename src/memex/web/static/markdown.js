@@ -152,13 +152,16 @@ function renderList(rows, index, source, text) {
     const match = ITEM.exec(rows[i].text);
     if (!match) break;
     const indent = match[1].replace(/\t/g, "    ").length;
+    const number = parseInt(match[2], 10);
+    const ordered = !Number.isNaN(number);
     while (stack.length > 1 && indent < stack[stack.length - 1].indent) stack.pop();
     let level = stack[stack.length - 1];
+    // A bulleted list right after a numbered one (or the other way round) is a list of its own.
+    if (stack.length === 1 && indent <= level.indent + 1 && level.ordered !== ordered) break;
     if (!level || indent > level.indent + 1) {
-      const number = parseInt(match[2], 10);
-      const list = el(Number.isNaN(number) ? "ul" : "ol", { start: number > 1 ? String(number) : null });
+      const list = el(ordered ? "ol" : "ul", { start: number > 1 ? String(number) : null });
       if (level) level.item.append(list);
-      level = { indent, list, item: null };
+      level = { indent, list, item: null, ordered };
       stack.push(level);
     }
     // The item's text runs on over following lines that are neither blank nor the start of another block.
