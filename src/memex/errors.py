@@ -90,6 +90,11 @@ class RateLimited(MemexError):
 
     status_code = 429
 
+    def __init__(self, message: str | None = None, *, retry_after: int = 60, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = headers or {}
+
 
 class ConfigurationError(MemexError):
     """Memex is not configured correctly."""

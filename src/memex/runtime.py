@@ -19,6 +19,7 @@ from memex.db.engine import create_engine
 from memex.embeddings import build_embedder
 from memex.embeddings.base import Embedder
 from memex.errors import DatabaseUnavailable, EmbeddingModelMismatch
+from memex.ratelimit import RateLimits
 from memex.settings import Settings
 
 
@@ -47,6 +48,14 @@ class Runtime:
         return await asyncio.to_thread(lambda: self.embedder)
 
     @property
+    def rate_limits(self) -> RateLimits:
+        found = self.caches.get("rate_limits")
+        if not isinstance(found, RateLimits):
+            found = RateLimits(self.settings)
+            self.caches["rate_limits"] = found
+        return found
+
+    @property
     def llm(self) -> Llm | None:
         """The chat model, or None when none is configured (answers are then extractive)."""
         if not self._llm_built:
@@ -64,6 +73,9 @@ class Runtime:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._llm is not None:
             await self._llm.aclose()
+        rate_limits = self.caches.get("rate_limits")
+        if isinstance(rate_limits, RateLimits):
+            await rate_limits.close()
         await self.engine.dispose()
 
 

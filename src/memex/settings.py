@@ -64,8 +64,12 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(
         default=1000, ge=1, description="Longest search query or chat message accepted, in characters."
     )
-    rate_limit_search: str = Field(default="120/minute", description="Search rate limit per user (limits syntax).")
-    rate_limit_chat: str = Field(default="30/minute", description="Chat rate limit per user (limits syntax).")
+    rate_limit_search: str = Field(
+        default="120/minute", description="Searches per user, e.g. 120/minute or 10/second; empty or 0: no limit."
+    )
+    rate_limit_chat: str = Field(
+        default="30/minute", description="Chat questions per user, e.g. 30/minute or 500/day; empty or 0: no limit."
+    )
     session_hours: int = Field(default=24, ge=1, description="How long a login session lasts, in hours.")
     login_max_attempts: int = Field(default=5, ge=1, description="Failed logins before an account is locked.")
     login_lockout_minutes: int = Field(
@@ -132,6 +136,17 @@ class Settings(BaseSettings):
         description="Base URL of a Memex server: `index`, `search` and `chat` then work through its HTTP API.",
     )
     api_key: SecretStr | None = Field(default=None, description="API key the CLI sends to the server at MEMEX_URL.")
+
+    @field_validator("rate_limit_search", "rate_limit_chat")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from memex.ratelimit import parse_limit
+
+        try:
+            parse_limit(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit: write it like 120/minute or 10/second") from None
+        return value
 
     @field_validator("database_url", mode="before")
     @classmethod

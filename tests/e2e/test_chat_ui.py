@@ -136,12 +136,25 @@ def test_empty_states_say_what_to_do(page: Page, server: Server) -> None:
     expect(notice).to_contain_text("You have no documents yet.")
     expect(notice.get_by_role("link")).to_have_attribute("href", "/kbs")
     expect(page.get_by_role("link", name="Chat")).to_have_attribute("aria-current", "page")
-    expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+    box = page.get_by_role("textbox", name="Message")
+    expect(box).to_be_focused()
+
+    # A question the server refuses before answering comes back to the box, with the reason.
+    ask(page, "why " * 300)
+    expect(page.locator("#composer-error")).to_contain_text("the message is 1199 characters long")
+    expect(box).to_have_value(("why " * 300).strip())
+    expect(page.locator("#messages .message")).to_have_count(0)
 
 
 def test_ask_cite_follow_up_rename_reload_and_delete(page: Page, server: Server, documents: None) -> None:
     log_in(page, server.admin_email, server.admin_password)
     expect(page.locator("#no-documents")).to_be_hidden()
+
+    # Asked of one knowledge base, the conversation keeps it.
+    me = page.request.get("/api/auth/me").json()["user"]
+    kbs = page.request.get("/api/kbs").json()
+    personal = next(kb["id"] for kb in kbs if kb["is_personal"] and kb["owner_id"] == me["id"])
+    page.get_by_label("Knowledge base").select_option(personal)
 
     # An extractive answer streams in, with numbered citations and the model and timings in small print.
     ask(page, "How often are API keys rotated?")
@@ -206,6 +219,7 @@ def test_ask_cite_follow_up_rename_reload_and_delete(page: Page, server: Server,
     expect(page.locator("#messages .message")).to_have_count(4)
     expect(page.locator("#messages .answer button.cite").first).to_be_visible()
     expect(page.locator("#messages .sources").first).to_contain_text("Memex Operations Guide")
+    expect(page.get_by_label("Knowledge base")).to_have_value(personal)
     page.screenshot(path=RESULTS / "chat-desktop-reloaded.png")
 
     # At phone width the conversation list folds behind a toggle.

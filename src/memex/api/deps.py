@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.api import auth
 from memex.kbs import service as kbs
 from memex.kbs.access import Actor, Role
 from memex.kbs.models import KnowledgeBase
+from memex.ratelimit import Bucket
 from memex.runtime import Runtime
 from memex.settings import Settings
 
@@ -58,3 +59,15 @@ async def kb_for_write(kb: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> Kno
 # The `{kb}` path parameter resolved to a KB the caller may read / change the content of (404, then 403).
 KbForRead = Annotated[KnowledgeBase, Depends(kb_for_read)]
 KbForWrite = Annotated[KnowledgeBase, Depends(kb_for_write)]
+
+
+def rate_limit(bucket: Bucket) -> Callable[..., Awaitable[None]]:
+    """A dependency that counts the caller's request against `bucket` (429 past the limit) and reports what is
+    left in RateLimit-* headers."""
+
+    async def counted(actor: CurrentActor, runtime: RuntimeDep, response: Response) -> None:
+        allowance = await runtime.rate_limits.hit(bucket, str(actor.user_id or "local"))
+        if allowance is not None:
+            response.headers.update(allowance.headers())
+
+    return counted

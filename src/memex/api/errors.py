@@ -44,7 +44,7 @@ def install(app: FastAPI) -> None:
     async def memex_error(request: Request, exc: MemexError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         if isinstance(exc, RateLimited):
-            headers = {"Retry-After": "60"}
+            headers = {"Retry-After": str(exc.retry_after), **exc.headers}
         if exc.status_code >= 500:
             log.error("request failed", error=exc.message, path=request.url.path)
         return JSONResponse(_body(request, exc.message, exc.status_code), status_code=exc.status_code, headers=headers)

@@ -7,12 +7,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from memex.api.auth import READ_ONLY
-from memex.api.deps import CurrentActor, RuntimeDep
+from memex.api.deps import CurrentActor, RuntimeDep, rate_limit
 from memex.api.schemas import (
     ChatIn,
     ConversationDetailOut,
@@ -26,7 +26,7 @@ from memex.chat import service
 from memex.chat.models import ChatAnswer, ChatEvent, ChatRequest, DoneEvent
 from memex.errors import ServiceUnavailable
 
-router = APIRouter(prefix="/api", tags=["chat"], responses=error_responses(400, 401, 403, 404, 422))
+router = APIRouter(prefix="/api", tags=["chat"], responses=error_responses(400, 401, 403, 404, 422, 429))
 
 _EVENTS_DOC: dict[str, Any] = {
     "responses": {
@@ -46,7 +46,9 @@ async def _sse(events: AsyncIterator[ChatEvent]) -> AsyncIterator[ServerSentEven
         yield ServerSentEvent(data=json.dumps(event.data(), ensure_ascii=False), event=event.name)
 
 
-@router.post("/chat", response_model=None, openapi_extra=READ_ONLY | _EVENTS_DOC)
+@router.post(
+    "/chat", response_model=None, openapi_extra=READ_ONLY | _EVENTS_DOC, dependencies=[Depends(rate_limit("chat"))]
+)
 async def chat(body: ChatIn, actor: CurrentActor, runtime: RuntimeDep) -> Response:
     """Ask a question of the knowledge bases you may read; the answer cites its sources as [n]."""
     request = ChatRequest(message=body.message, kb_ids=body.kb_ids(), conversation_id=body.conversation_id)

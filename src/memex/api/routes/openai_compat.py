@@ -14,13 +14,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from memex.api.auth import READ_ONLY
-from memex.api.deps import CurrentActor, RuntimeDep
+from memex.api.deps import CurrentActor, RuntimeDep, rate_limit
 from memex.api.schemas import Text, error_responses
 from memex.chat import service
 from memex.chat.llm.base import LlmMessage
@@ -30,7 +30,7 @@ from memex.kbs import store as kbs
 from memex.kbs.access import Actor
 from memex.runtime import Runtime
 
-router = APIRouter(prefix="/v1", tags=["openai"], responses=error_responses(400, 401, 403, 404, 422))
+router = APIRouter(prefix="/v1", tags=["openai"], responses=error_responses(400, 401, 403, 404, 422, 429))
 
 MODEL = "memex"
 
@@ -168,7 +168,9 @@ async def _chunks(events: AsyncIterator[ChatEvent], completion: _Completion, inc
     yield "[DONE]"
 
 
-@router.post("/chat/completions", response_model=None, openapi_extra=READ_ONLY)
+@router.post(
+    "/chat/completions", response_model=None, openapi_extra=READ_ONLY, dependencies=[Depends(rate_limit("chat"))]
+)
 async def chat_completions(body: CompletionIn, actor: CurrentActor, runtime: RuntimeDep) -> Response:
     """Chat with your knowledge bases through OpenAI's protocol (the last user message is the question)."""
     said = [m for m in body.messages if m.role in ("user", "assistant")]

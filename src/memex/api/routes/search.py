@@ -5,17 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from memex.api.deps import CurrentActor, RuntimeDep
+from memex.api.deps import CurrentActor, RuntimeDep, rate_limit
 from memex.api.schemas import error_responses
 from memex.search import service
 from memex.search.models import SearchFilters, SearchRequest
 
-router = APIRouter(prefix="/api", tags=["search"], responses=error_responses(400, 401, 403, 404, 422))
+router = APIRouter(prefix="/api", tags=["search"], responses=error_responses(400, 401, 403, 404, 422, 429))
 
 
-@router.get("/search")
+@router.get("/search", dependencies=[Depends(rate_limit("search"))])
 async def search(
     actor: CurrentActor,
     runtime: RuntimeDep,

@@ -3,14 +3,9 @@
 
 import { api, ApiError, items, postEvents } from "./api.js";
 import { flash, run, start } from "./layout.js";
-import { renderMarkdown } from "./markdown.js";
-import { $, clearError, confirmAction, copyText, el, formatBytes, formatDate, kbLabels, showError } from "./ui.js";
+import { messageNode, renderAnswer } from "./answer.js";
+import { $, clearError, confirmAction, el, formatBytes, formatDate, kbLabels, showError } from "./ui.js";
 
-const CITATION = /\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]/g;
-const MARKS = {
-  unsupported: "Not supported by the cited source",
-  uncited: "No source cited",
-};
 const NEAR_BOTTOM_PX = 120;
 
 const list = $("#conversation-list");
@@ -25,172 +20,10 @@ let labels = new Map();
 let conversations = [];
 let current = null; // the open conversation, as GET /api/conversations/{id} describes it (less its messages)
 let answering = null; // {controller} while an answer streams
-
-// ---- answers ----
-
-/** Offsets from the server count code points; JavaScript strings count UTF-16 units. */
-function codeUnits(text) {
-  if (!/[\uD800-\uDFFF]/.test(text)) return (i) => i;
-  const map = [];
-  let unit = 0;
-  for (const ch of text) {
-    map.push(unit);
-    unit += ch.length;
-  }
-  map.push(unit);
-  return (i) => map[Math.max(0, Math.min(i, map.length - 1))];
-}
-
-/** The answer's spans that the grounding check flagged, as {start, end, kind} in UTF-16 offsets. */
-function flaggedRanges(text, sentences) {
-  const at = codeUnits(text);
-  const out = [];
-  let cursor = 0;
-  for (const s of sentences || []) {
-    const kind = s.supported === false ? "unsupported" : s.supported == null && s.factual ? "uncited" : null;
-    let startAt = at(s.start || 0);
-    let endAt = at(s.end || 0);
-    if (text.slice(startAt, endAt) !== s.text) {
-      startAt = text.indexOf(s.text, cursor);
-      if (startAt === -1) continue;
-      endAt = startAt + s.text.length;
-    }
-    cursor = endAt;
-    if (kind) out.push({ start: startAt, end: endAt, kind });
-  }
-  return out;
-}
-
-function citationNode(n, byNumber) {
-  const citation = byNumber.get(n);
-  if (!citation) return el("span", { class: "cite pending", title: byNumber.size ? "No such source" : "" }, String(n));
-  const name = citation.title || citation.path;
-  return el("button", { type: "button", class: "cite", "aria-label": `Source ${n}: ${name}`, title: name, onclick: (e) => openSource(citation, e.currentTarget) }, String(n));
-}
-
-/** Plain text of the answer, split at flagged sentences' edges; each flagged piece in a marked span. */
-function appendPieces(parent, string, offset, ranges) {
-  const cuts = new Set([0, string.length]);
-  for (const r of ranges) {
-    for (const edge of [r.start - offset, r.end - offset]) if (edge > 0 && edge < string.length) cuts.add(edge);
-  }
-  const sorted = [...cuts].sort((a, b) => a - b);
-  for (let i = 0; i + 1 < sorted.length; i += 1) {
-    const piece = string.slice(sorted[i], sorted[i + 1]);
-    const at = offset + sorted[i];
-    const range = ranges.find((r) => r.start <= at && at < r.end);
-    parent.append(range ? el("span", { class: `claim ${range.kind}`, title: MARKS[range.kind] }, piece) : piece);
-    appendNotes(parent, at, offset + sorted[i + 1], ranges);
-  }
-}
-
-/** After the last piece of a flagged sentence, say why it is marked, for screen readers. */
-function appendNotes(parent, from, to, ranges) {
-  for (const r of ranges) {
-    if (r.end > from && r.end <= to) parent.append(el("span", { class: "visually-hidden" }, ` (${MARKS[r.kind]})`));
-  }
-}
-
-function answerText({ citations = [], sentences = [], content }) {
-  const byNumber = new Map(citations.map((c) => [Number(c.n), c]));
-  const ranges = flaggedRanges(content, sentences);
-  return (string, offset) => {
-    const fragment = document.createDocumentFragment();
-    let last = 0;
-    for (const match of string.matchAll(CITATION)) {
-      appendPieces(fragment, string.slice(last, match.index), offset + last, ranges);
-      const numbers = match[1].split(/\s*[,;]\s*/).map(Number);
-      fragment.append(el("span", { class: "cites" }, numbers.map((n) => citationNode(n, byNumber))));
-      last = match.index + match[0].length;
-      appendNotes(fragment, offset + match.index, offset + last, ranges);
-    }
-    appendPieces(fragment, string.slice(last), offset + last, ranges);
-    return fragment;
-  };
-}
-
-function ms(value) {
-  return value === null || value === undefined ? null : `${Math.round(Number(value))} ms`;
-}
-
-function metaLine(answer) {
-  const t = answer.timings || {};
-  const usage = answer.usage || answer;
-  const tokens = Number(usage.prompt_tokens || 0) + Number(usage.completion_tokens || 0);
-  const cost = Number(usage.cost || 0);
-  const parts = [
-    answer.model,
-    t.retrieval_ms !== undefined && `retrieval ${ms(t.retrieval_ms)}`,
-    t.ttft_ms !== undefined && t.ttft_ms !== null && `first token ${ms(t.ttft_ms)}`,
-    t.generation_ms !== undefined && `generation ${ms(t.generation_ms)}`,
-    t.grounding_ms !== undefined && `grounding ${ms(t.grounding_ms)}`,
-    tokens > 0 && `${tokens.toLocaleString()} tokens`,
-    cost > 0 && `$${cost.toFixed(4)}`,
-  ];
-  return parts.filter(Boolean).join(" · ");
-}
-
-function checkSummary(sentences) {
-  const count = (kind) => (sentences || []).filter((s) => (kind === "unsupported" ? s.supported === false : s.supported == null && s.factual)).length;
-  const unsupported = count("unsupported");
-  const uncited = count("uncited");
-  const parts = [];
-  if (unsupported) parts.push(el("span", { class: "claim unsupported" }, `${unsupported} sentence${unsupported === 1 ? " is" : "s are"} not supported by the cited source`));
-  if (uncited) parts.push(el("span", { class: "claim uncited" }, `${uncited} sentence${uncited === 1 ? " cites" : "s cite"} no source`));
-  return parts.length ? el("p", { class: "check-summary small" }, parts.flatMap((p, i) => (i ? [" · ", p] : [p]))) : null;
-}
-
-function copyButton(answer) {
-  const button = el("button", { type: "button", class: "button secondary small copy", "aria-label": "Copy answer" }, "Copy");
-  button.addEventListener("click", async () => {
-    const copied = await copyText(answer.content, status);
-    button.textContent = copied ? "Copied" : "Copy failed";
-    setTimeout(() => (button.textContent = "Copy"), 1500);
-  });
-  return button;
-}
-
-function notice(answer) {
-  if (answer.stopped || /^stopped/i.test(answer.error || "")) return el("p", { class: "alert info small notice" }, "Stopped before the answer was complete.");
-  if (!answer.error) return null;
-  const detail = answer.error.charAt(0).toUpperCase() + answer.error.slice(1);
-  return el("p", { class: "alert error small notice", role: "alert" }, detail.endsWith(".") ? detail : `${detail}.`);
-}
-
-/** Fill an assistant message's element from `answer` {content, citations, sentences, model, timings…}. */
-function renderAnswer(node, answer) {
-  const body = el("div", { class: "answer markdown" }, renderMarkdown(answer.content, { text: answerText(answer) }));
-  if (answer.streaming && !answer.content) body.append(el("p", { class: "muted typing" }, "Searching your documents…"));
-  const sources = (answer.citations || []).map((c) =>
-    el(
-      "li",
-      {},
-      el("button", { type: "button", class: "source-link", onclick: (e) => openSource(c, e.currentTarget) },
-        el("span", { class: "cite static" }, String(c.n)),
-        el("span", { class: "source-name" }, c.title || c.path),
-        c.heading ? el("span", { class: "muted small" }, c.heading) : null),
-    ),
-  );
-  node.replaceChildren(
-    notice(answer) || "",
-    body,
-    answer.streaming ? "" : checkSummary(answer.sentences) || "",
-    sources.length ? el("div", { class: "sources" }, el("h3", { class: "sources-title" }, "Sources"), el("ol", {}, sources)) : "",
-    answer.streaming || !answer.content ? "" : el("div", { class: "message-meta" }, el("span", { class: "muted small" }, metaLine(answer)), copyButton(answer)),
-  );
-}
-
-function messageNode(message) {
-  if (message.role === "user") return el("li", { class: "message user" }, el("h2", { class: "visually-hidden" }, "You asked"), el("div", { class: "bubble" }, message.content));
-  const node = el("li", { class: "message assistant" });
-  const frame = el("div", { class: "answer-frame" });
-  node.append(el("h2", { class: "visually-hidden" }, "Memex answered"), frame);
-  renderAnswer(frame, message);
-  return node;
-}
+const view = { onCite: openSource, status };
 
 function showMessages(found) {
-  messages.replaceChildren(...found.map(messageNode));
+  messages.replaceChildren(...found.map((message) => messageNode(message, view)));
   $("#chat-empty").hidden = found.length > 0;
 }
 
@@ -405,11 +238,12 @@ function nearBottom() {
 }
 
 async function ask(question) {
-  const userNode = messageNode({ role: "user", content: question });
+  const answer = { role: "assistant", content: "", citations: [], sentences: [], streaming: true };
+  const userNode = messageNode({ role: "user", content: question }, view);
+  const answerNode = messageNode(answer, view);
+  const frame = $(".answer-frame", answerNode);
   // Busy while it streams, so that screen readers read the answer once, when it is complete.
-  const answerNode = el("li", { class: "message assistant", "aria-busy": "true" }, el("h2", { class: "visually-hidden" }, "Memex answered"));
-  const frame = answerNode.appendChild(el("div", { class: "answer-frame" }));
-  const answer = { content: "", citations: [], sentences: [], streaming: true };
+  answerNode.setAttribute("aria-busy", "true");
   messages.append(userNode, answerNode);
   $("#chat-empty").hidden = true;
   window.scrollTo(0, document.body.scrollHeight);
@@ -417,7 +251,7 @@ async function ask(question) {
   const draw = () => {
     frameRequest = 0;
     const follow = nearBottom();
-    renderAnswer(frame, answer);
+    renderAnswer(frame, answer, view);
     if (follow) window.scrollTo(0, document.body.scrollHeight);
   };
   const schedule = () => (frameRequest ||= requestAnimationFrame(draw));

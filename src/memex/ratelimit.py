@@ -1,0 +1,109 @@
+"""Per-user rate limits on the expensive routes (search, chat), in the `limits` library's moving window.
+
+Counters live in Redis when MEMEX_REDIS_URL is set, so every API instance shares them, and in process memory
+otherwise. If Redis stops answering, requests are let through (and a warning logged) rather than refused:
+a rate limit protects the service, it must not become the reason it is down.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import redis.asyncio
+import structlog
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from memex.errors import RateLimited
+from memex.settings import Settings
+
+log = structlog.get_logger("memex.ratelimit")
+
+Bucket = Literal["search", "chat"]
+_WHAT = {"search": "searches", "chat": "chat questions"}
+
+
+def parse_limit(text: str) -> RateLimitItem | None:
+    """`120/minute`, `10 per second`, `1000/day`…; an empty text or `0` means no limit."""
+    if text.strip() in ("", "0"):
+        return None
+    return parse(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """What a caller has left in the current window: sent as RateLimit-* headers."""
+
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+
+
+class RateLimits:
+    """The limits of one process, built from the settings once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._items: dict[Bucket, RateLimitItem | None] = {
+            "search": parse_limit(settings.rate_limit_search),
+            "chat": parse_limit(settings.rate_limit_chat),
+        }
+        storage: Storage
+        # Our own pool, so that `close` can release its connections (the storage has no way to).
+        self._pool: redis.asyncio.ConnectionPool | None = None
+        if settings.redis_url is not None:
+            url = settings.redis_url.get_secret_value()
+            self._pool = redis.asyncio.ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+            storage = RedisStorage(
+                f"async+{url}",
+                implementation="redispy",
+                key_prefix="memex",
+                connection_pool=self._pool,  # type: ignore[arg-type]  # typed as scalars, passed to redis as is
+            )
+        else:
+            storage = MemoryStorage()
+        self.shared = settings.redis_url is not None
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    async def hit(self, bucket: Bucket, who: str) -> Allowance | None:
+        """Count one request of `who`; raises RateLimited past the limit. None when the bucket has no limit."""
+        item = self._items[bucket]
+        if item is None:
+            return None
+        try:
+            allowed = await self._limiter.hit(item, bucket, who)
+            stats = await self._limiter.get_window_stats(item, bucket, who)
+        except Exception as exc:  # Redis down or unreachable: any error of its client
+            log.warning("rate limit storage unavailable; request let through", error=str(exc), bucket=bucket)
+            return None
+        allowance = Allowance(
+            limit=item.amount,
+            remaining=max(0, stats.remaining),
+            reset_seconds=max(1, int(stats.reset_time - time.time() + 0.999)),
+        )
+        if not allowed:
+            raise RateLimited(
+                f"too many {_WHAT[bucket]}: the limit is {item.amount} per {_window(item)}; "
+                f"try again in {allowance.reset_seconds} s",
+                retry_after=allowance.reset_seconds,
+                headers=allowance.headers(),
+            )
+        return allowance
+
+
+def _window(item: RateLimitItem) -> str:
+    unit = item.GRANULARITY.name
+    return unit if item.multiples == 1 else f"{item.multiples} {unit}s"
