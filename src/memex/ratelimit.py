@@ -1,8 +1,8 @@
 """Per-user rate limits on the expensive routes (search, chat), in the `limits` library's moving window.
 
 Counters live in Redis when MEMEX_REDIS_URL is set, so every API instance shares them, and in process memory
-otherwise. If Redis stops answering, requests are let through (and a warning logged) rather than refused:
-a rate limit protects the service, it must not become the reason it is down.
+otherwise. If Redis stops answering, each instance counts in its own memory until Redis is back (a warning is
+logged, readiness shows Redis degraded): a rate limit protects the service, it must not become why it is down.
 """
 
 from __future__ import annotations
@@ -71,8 +71,17 @@ class RateLimits:
             )
         else:
             storage = MemoryStorage()
-        self.shared = settings.redis_url is not None
         self._limiter = MovingWindowRateLimiter(storage)
+        self._fallback = MovingWindowRateLimiter(MemoryStorage())
+        self.redis_error: str | None = None
+
+    async def ping(self) -> str:
+        """Readiness: whether Redis answers (raises when it does not)."""
+        if self._pool is None:
+            return "not configured: rate limits are counted per instance"
+        client = redis.asyncio.Redis(connection_pool=self._pool)
+        await client.ping()
+        return "reachable: rate limits are shared"
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -86,9 +95,13 @@ class RateLimits:
         try:
             allowed = await self._limiter.hit(item, bucket, who)
             stats = await self._limiter.get_window_stats(item, bucket, who)
+            self.redis_error = None
         except Exception as exc:  # Redis down or unreachable: any error of its client
-            log.warning("rate limit storage unavailable; request let through", error=str(exc), bucket=bucket)
-            return None
+            if self.redis_error is None:
+                log.warning("Redis is unavailable: rate limits are counted per instance", error=str(exc))
+            self.redis_error = str(exc) or type(exc).__name__
+            allowed = await self._fallback.hit(item, bucket, who)
+            stats = await self._fallback.get_window_stats(item, bucket, who)
         allowance = Allowance(
             limit=item.amount,
             remaining=max(0, stats.remaining),

@@ -74,18 +74,22 @@ async def test_instances_share_their_counts_through_redis(
             await runtime.close()
 
 
-async def test_an_unreachable_redis_lets_requests_through(make: Factory, alice: User, settings: Settings) -> None:
-    down = settings.model_copy(
-        update={"redis_url": SecretStr("redis://127.0.0.1:9/0"), "rate_limit_search": "1/minute"}
-    )
+async def test_an_unreachable_redis_falls_back_to_counting_per_instance(
+    make: Factory, alice: User, settings: Settings
+) -> None:
+    update = {"redis_url": SecretStr("redis://127.0.0.1:9/0"), "rate_limit_search": "2/minute"}
+    down = settings.model_copy(update=update)
     runtime = await open_runtime(down)
     runtime._embedder = make.runtime.embedder
     try:
-        client = Factory(runtime=runtime, app=create_app(down, runtime=runtime)).client(
-            session=await make.session(alice)
-        )
-        for _ in range(3):
-            assert (await client.get("/api/search", params={"q": "anything"})).status_code == 200
+        app = create_app(down, runtime=runtime)
+        client = Factory(runtime=runtime, app=app).client(session=await make.session(alice))
+        statuses = [(await client.get("/api/search", params={"q": "anything"})).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        ready = await client.get("/api/health/ready")
+        assert ready.status_code == 200
+        redis = ready.json()["components"]["redis"]
+        assert redis["ok"] is False and redis["required"] is False
         await client.aclose()
     finally:
         await runtime.close()

@@ -338,6 +338,15 @@ def test_model_answer_streams_is_checked_and_can_be_stopped(
     expect(box).to_be_enabled()
     openai_double.wait_for_sync(lambda d: d.active == 0, timeout=10, what="the stopped stream to be closed")
 
+    # An earlier conversation opens from the list, its stored answer marked as it was when it streamed.
+    page.locator("#conversation-list a").filter(has_text="What is the moon made of?").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("What is the moon made of?")
+    expect(page).to_have_url(re.compile(rf"/chat\?c={UUID}$"))
+    expect(page.locator("#messages .claim.unsupported").first).to_have_text("The moon is made of cheese")
+    expect(page.locator("#messages .answer .claim.uncited")).to_be_visible()
+    page.go_back()
+    expect(page.get_by_role("heading", level=1)).not_to_have_text("What is the moon made of?")
+
 
 def test_failing_model_shows_the_error_and_an_extractive_answer(
     llm_page: Page, llm_server: Server, openai_double: OpenAIDouble

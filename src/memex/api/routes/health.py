@@ -37,8 +37,8 @@ async def _check(name: str, probe: Any) -> dict[str, Any]:
 
 @router.get("/ready")
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    """Readiness: database, embedder, job queue and chat model report ok, latency and detail; 503 if a required one
-    fails (the chat model is not required: chat falls back to extractive answers)."""
+    """Readiness: database, embedder, job queue, chat model and Redis report ok, latency and detail; 503 if a
+    required one fails (the chat model and Redis are not required)."""
 
     async def database() -> str:
         async with runtime.engine.connect() as conn:
@@ -68,12 +68,20 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
             raise ServiceUnavailable(detail)
         return detail
 
+    async def redis() -> str:
+        return await runtime.rate_limits.ping()
+
     checks = await asyncio.gather(
-        _check("database", database), _check("embedder", embedder), _check("jobs", jobs), _check("llm", llm)
+        _check("database", database),
+        _check("embedder", embedder),
+        _check("jobs", jobs),
+        _check("llm", llm),
+        _check("redis", redis),
     )
-    # Without the model, chat still answers (extractively): it does not make the server unready.
+    # Without the model, chat still answers (extractively); without Redis, each instance counts its own rate
+    # limits: neither makes the server unready.
     for check in checks:
-        check["required"] = check["name"] != "llm"
+        check["required"] = check["name"] not in ("llm", "redis")
     ok = all(c["ok"] for c in checks if c["required"])
     body = {"status": "ok" if ok else "unavailable", "components": {c.pop("name"): c for c in checks}}
     return JSONResponse(body, status_code=200 if ok else 503)
