@@ -21,6 +21,45 @@ _SECRET_VALUES = [
 ]
 
 
+_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.I)
+# Runs of digits with spaces, dashes, dots, slashes or brackets between them (cards, phones, account numbers).
+_DIGIT_RUN = re.compile(r"(?<![\w+])\+?\(?\d(?:[ ./()-]{0,2}\d)+\)?(?!\w)")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = "".join(c for c in text if c.isdigit())
+    if 13 <= len(digits) <= 19 and _luhn(digits):
+        return "[card]"
+    # Nine digits at least (or a leading +), so that dates, years and short numbers stay readable.
+    if 9 <= len(digits) <= 15 or (text.startswith("+") and len(digits) >= 7):
+        return "[phone]"
+    return text
+
+
+def mask_personal_data(text: str) -> str:
+    """The text with emails, IBANs, card numbers (Luhn-valid) and phone-like numbers replaced by placeholders."""
+    text = _EMAIL.sub("[email]", text)
+    text = _IBAN.sub(lambda m: "[iban]" if sum(c.isdigit() for c in m.group(0)) >= 8 else m.group(0), text)
+    return _DIGIT_RUN.sub(_mask_digits, text)
+
+
+def query_fields(settings: Settings, text: str, *, name: str = "query") -> dict[str, str]:
+    """A user's query or question as a log field, per MEMEX_LOG_QUERIES: masked, in full, or left out."""
+    if settings.log_queries == "off":
+        return {}
+    return {name: text if settings.log_queries == "full" else mask_personal_data(text)}
+
+
 def redact_text(text: str) -> str:
     for pattern in _SECRET_VALUES:
         text = pattern.sub(lambda m: m.group(1) + "***" + (m.group(2) if m.lastindex and m.lastindex > 1 else ""), text)

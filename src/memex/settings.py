@@ -130,6 +130,17 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(default=1024, ge=0, description="Query embeddings kept in the LRU cache.")
     log_format: Literal["json", "console"] = Field(default="console", description="Log output format.")
     log_level: str = Field(default="INFO", description="Log level.")
+    log_queries: Literal["masked", "full", "off"] = Field(
+        default="masked",
+        description="Search queries and chat questions in the logs: masked (emails, phone, card and IBAN numbers "
+        "replaced), full, or off.",
+    )
+    slow_request_ms: int = Field(
+        default=2000, ge=0, description="Requests slower than this, in milliseconds, log a slow_request warning; 0: never."
+    )
+    audit_retention_days: int = Field(
+        default=365, ge=0, description="Audit log entries older than this many days are deleted (hourly); 0 keeps them all."
+    )
     metrics_token: SecretStr | None = Field(default=None, description="Bearer token required by /metrics.")
     url: str | None = Field(
         default=None,

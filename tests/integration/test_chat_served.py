@@ -170,6 +170,19 @@ def test_a_client_that_leaves_cancels_the_model_request(served: Served, openai_d
                 break
     wait_for(lambda: openai_double.disconnected == 1, timeout=10, what="the model request to be cancelled")
     assert openai_double.active == 0 and openai_double.finished == 0
+    # What was said before the client left is kept, marked as stopped.
+    with served.client() as client:
+
+        def stopped() -> dict[str, object] | None:
+            latest = client.get("/api/conversations").json()["conversations"][0]
+            if latest["title"] != "When are expenses refunded?" or latest["message_count"] != 2:
+                return None
+            found: dict[str, object] = client.get(f"/api/conversations/{latest['id']}").json()["messages"][1]
+            return found
+
+        answer = wait_for(stopped, timeout=10, what="the stopped answer to be saved")
+    assert answer["error"] == "stopped before the answer was complete"
+    assert str(answer["content"]).startswith("Travel") and len(str(answer["content"])) < 200
 
 
 def test_heartbeats_keep_a_slow_stream_alive(served: Served, openai_double: OpenAIDouble) -> None:

@@ -213,7 +213,10 @@ async def stream(runtime: Runtime, turn: Turn) -> AsyncIterator[ChatEvent]:
         )
     except MemexError as exc:
         yield ErrorEvent(exc.message)
-    except asyncio.CancelledError:
+    except Exception:  # a bug: the stream has started, so say so in it rather than cut it off
+        log.exception("chat failed")
+        yield ErrorEvent("internal error: see the server log")
+    except (asyncio.CancelledError, GeneratorExit):
         # The client went away (or pressed stop): keep the question and what was said so far.
         if turn.save and (answer.text or turn.conversation is None):
             answer.error = "stopped before the answer was complete"

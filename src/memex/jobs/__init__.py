@@ -14,15 +14,19 @@ from procrastinate import jobs as pjobs
 from procrastinate.manager import JobManager
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from memex import origin
+
 NAMESPACE = "memex"
 INGEST_QUEUE = "ingest"
 INGEST_TASK = f"{NAMESPACE}:ingest_document"
 
 
 async def defer_ingest(conn: AsyncConnection, *, document_ids: Sequence[uuid.UUID]) -> None:
-    """Enqueue one ingestion job per document, in `conn`'s transaction."""
+    """Enqueue one ingestion job per document, in `conn`'s transaction, carrying the current request's id."""
     if not document_ids:
         return
+    request_id = origin.current().request_id
+    extra = {"request_id": request_id} if request_id else {}
     raw = await conn.get_raw_connection()
     # A connector that is never opened: with an explicit connection procrastinate needs no pool of its own.
     manager = JobManager(PsycopgConnector())
@@ -35,7 +39,7 @@ async def defer_ingest(conn: AsyncConnection, *, document_ids: Sequence[uuid.UUI
                 lock=f"document:{document_id}",
                 queueing_lock=None,
                 task_name=INGEST_TASK,
-                task_kwargs={"document_id": str(document_id)},
+                task_kwargs={"document_id": str(document_id), **extra},
             )
             for document_id in document_ids
         ],

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
+import structlog
 from procrastinate import Blueprint, JobContext, RetryStrategy
 
-from memex import jobs
+from memex import jobs, origin
+from memex.audit import service as audit
 from memex.documents import service
 from memex.errors import MemexError
 from memex.runtime import Runtime
@@ -17,6 +20,8 @@ RETRY = RetryStrategy(max_attempts=2, exponential_wait=5)
 LOST_AFTER_SECONDS = 120
 # A running job whose worker has not sent a heartbeat for this long is run again elsewhere.
 STALLED_AFTER_SECONDS = 60
+log = structlog.get_logger("memex.jobs")
+
 # Finished jobs are kept this long for inspection; the documents keep their own status and error.
 JOB_HISTORY_HOURS = 7 * 24
 
@@ -33,15 +38,27 @@ def blueprint(runtime: Runtime, *, retry: RetryStrategy = RETRY) -> Blueprint:
     bp = Blueprint()
 
     @bp.task(name="ingest_document", queue=jobs.INGEST_QUEUE, retry=retry, pass_context=True)
-    async def ingest_document(context: JobContext, document_id: str) -> None:
+    async def ingest_document(context: JobContext, document_id: str, request_id: str | None = None) -> None:
         """Parse, chunk, embed and store one uploaded document."""
         doc_id = uuid.UUID(document_id)
-        try:
-            await service.ingest(runtime, doc_id)
-        except Exception as exc:
-            final = retry.max_attempts is not None and context.job.attempts >= retry.max_attempts
-            await service.attempt_failed(runtime, doc_id, reason=reason(exc), final=final)
-            raise
+        attempt = context.job.attempts + 1
+        started = time.perf_counter()
+        # Every line the job logs carries the id of the request that queued it.
+        with (
+            origin.bound(origin.Origin(request_id=request_id)),
+            structlog.contextvars.bound_contextvars(
+                request_id=request_id, job_id=context.job.id, task="ingest_document", document_id=document_id
+            ),
+        ):
+            log.info("job started", attempt=attempt)
+            try:
+                await service.ingest(runtime, doc_id)
+            except Exception as exc:
+                final = retry.max_attempts is not None and context.job.attempts >= retry.max_attempts
+                log.warning("job failed", attempt=attempt, final=final, error=reason(exc)[:500])
+                await service.attempt_failed(runtime, doc_id, reason=reason(exc), final=final)
+                raise
+            log.info("job finished", attempt=attempt, duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
     @bp.periodic(cron="*/2 * * * *")
     @bp.task(name="recover", queue=jobs.INGEST_QUEUE, pass_context=True)
@@ -57,5 +74,13 @@ def blueprint(runtime: Runtime, *, retry: RetryStrategy = RETRY) -> Blueprint:
         await manager.delete_old_jobs(
             nb_hours=JOB_HISTORY_HOURS, include_failed=True, include_cancelled=True, include_aborted=True
         )
+
+    @bp.periodic(cron="17 * * * *")
+    @bp.task(name="audit_retention", queue=jobs.INGEST_QUEUE, pass_context=True)
+    async def audit_retention(context: JobContext, timestamp: int) -> None:
+        """Delete audit entries older than MEMEX_AUDIT_RETENTION_DAYS (the only deletion the log allows)."""
+        deleted = await audit.apply_retention(runtime)
+        if deleted:
+            log.info("audit entries deleted by retention", deleted=deleted)
 
     return bp

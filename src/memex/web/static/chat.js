@@ -1,9 +1,9 @@
 // Chat: conversations, a streamed answer rendered as Markdown, citations that open their passage, and the
 // grounding check's marks on sentences the sources do not back. The open conversation lives in the URL (?c=).
 
+import { messageNode, renderAnswer } from "./answer.js";
 import { api, ApiError, items, postEvents } from "./api.js";
 import { flash, run, start } from "./layout.js";
-import { messageNode, renderAnswer } from "./answer.js";
 import { $, clearError, confirmAction, el, formatBytes, formatDate, kbLabels, showError } from "./ui.js";
 
 const NEAR_BOTTOM_PX = 120;
