@@ -143,6 +143,7 @@ async def index_corpus(
         kb_id=kb.id,
         items=items,
         outcomes=outcomes,
+        metrics=runtime.metrics,
         on_progress=progress,
     )
     seconds = time.perf_counter() - started

@@ -12,7 +12,10 @@ import structlog
 
 from memex.settings import Settings
 
-_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|credential", re.I)
+# Field names whose values are never logged. Not "tokens" (counts) nor "passages".
+_SECRET_KEYS = re.compile(
+    r"passw(or)?d|passphrase|(^|_)pass($|_)|secret|token(?!s)|api[_-]?key|authorization|cookie|credential", re.I
+)
 _SECRET_VALUES = [
     re.compile(r"(mx_[A-Za-z0-9]{4,}_)[A-Za-z0-9_\-]+"),  # Memex API keys: keep the visible prefix only
     re.compile(r"(Bearer\s+)[^\s\"']+", re.I),

@@ -20,11 +20,12 @@ class Origin:
     ip: str | None = None
 
 
-_current: ContextVar[Origin] = ContextVar("memex_origin", default=Origin())
+_LOCAL = Origin()
+_current: ContextVar[Origin | None] = ContextVar("memex_origin", default=None)
 
 
 def current() -> Origin:
-    return _current.get()
+    return _current.get() or _LOCAL
 
 
 @contextmanager

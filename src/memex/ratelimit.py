@@ -18,6 +18,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from memex.errors import RateLimited
+from memex.metrics import Metrics
 from memex.settings import Settings
 
 log = structlog.get_logger("memex.ratelimit")
@@ -52,7 +53,8 @@ class Allowance:
 class RateLimits:
     """The limits of one process, built from the settings once."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
         self._items: dict[Bucket, RateLimitItem | None] = {
             "search": parse_limit(settings.rate_limit_search),
             "chat": parse_limit(settings.rate_limit_chat),
@@ -108,6 +110,8 @@ class RateLimits:
             reset_seconds=max(1, int(stats.reset_time - time.time() + 0.999)),
         )
         if not allowed:
+            if self._metrics is not None:
+                self._metrics.limited(bucket)
             raise RateLimited(
                 f"too many {_WHAT[bucket]}: the limit is {item.amount} per {_window(item)}; "
                 f"try again in {allowance.reset_seconds} s",

@@ -19,6 +19,7 @@ from memex.db.engine import create_engine
 from memex.embeddings import build_embedder
 from memex.embeddings.base import Embedder
 from memex.errors import DatabaseUnavailable, EmbeddingModelMismatch
+from memex.metrics import Metrics
 from memex.ratelimit import RateLimits
 from memex.settings import Settings
 
@@ -29,6 +30,7 @@ class Runtime:
     engine: AsyncEngine
     database_url: str
     embedded: EmbeddedPostgres | None = None
+    metrics: Metrics = field(default_factory=Metrics, repr=False)
     _embedder: Embedder | None = field(default=None, repr=False)
     _llm: Llm | None = field(default=None, repr=False)
     _llm_built: bool = field(default=False, repr=False)
@@ -51,7 +53,7 @@ class Runtime:
     def rate_limits(self) -> RateLimits:
         found = self.caches.get("rate_limits")
         if not isinstance(found, RateLimits):
-            found = RateLimits(self.settings)
+            found = RateLimits(self.settings, metrics=self.metrics)
             self.caches["rate_limits"] = found
         return found
 
@@ -95,7 +97,13 @@ async def open_runtime(settings: Settings, *, check_model: bool = True) -> Runti
         await asyncio.to_thread(migrate.upgrade, url)
     except OperationalError as exc:
         raise DatabaseUnavailable(f"cannot reach the database: {exc.orig}") from exc
-    runtime = Runtime(settings=settings, engine=create_engine(url), database_url=url, embedded=embedded)
+    runtime = Runtime(
+        settings=settings,
+        engine=create_engine(url),
+        database_url=url,
+        embedded=embedded,
+        metrics=Metrics(enabled=settings.metrics),
+    )
     if check_model:
         await check_embedding_model(runtime)
     return runtime

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from memex.secret_files import SecretFilesSource
 
 
 def _default_data_dir() -> Path:
@@ -43,16 +45,22 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `memex serve` listens on.")
     port: int = Field(default=8420, ge=1, le=65535, description="Port `memex serve` listens on.")
-    public_url: str | None = Field(default=None, description="Public base URL of the server, used in login links.")
-    auth: bool = Field(default=True, description="Require authentication; may be turned off only on a loopback host.")
-    secret_key: SecretStr | None = Field(
-        default=None, description="Secret for signing; generated and kept in DATA_DIR when unset."
+    public_url: str | None = Field(
+        default=None,
+        description="Public base URL of the server, used in login links; https:// also turns on HSTS and Secure cookies.",
     )
+    auth: bool = Field(default=True, description="Require authentication; may be turned off only on a loopback host.")
     admin_email: str | None = Field(default=None, description="Email of the admin created on first start.")
     admin_password: SecretStr | None = Field(default=None, description="Password of the admin created on first start.")
-    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (JSON list).")
-    allowed_hosts: list[str] = Field(
-        default_factory=list, description="Host headers accepted (JSON list); empty accepts any."
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API with credentials (JSON list or comma-separated, "
+        'e.g. https://app.example.com); "*" is refused.',
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description='Host names the server answers for (JSON list or comma-separated; "*.example.com" matches '
+        "subdomains); empty accepts any. Loopback names and the health and metrics endpoints are always answered.",
     )
     max_upload_mb: int = Field(
         default=25, ge=1, description="Largest upload request accepted (all its files together), in MiB."
@@ -136,12 +144,25 @@ class Settings(BaseSettings):
         "replaced), full, or off.",
     )
     slow_request_ms: int = Field(
-        default=2000, ge=0, description="Requests slower than this, in milliseconds, log a slow_request warning; 0: never."
+        default=2000,
+        ge=0,
+        description="Requests slower than this, in milliseconds, log a slow_request warning; 0: never.",
     )
     audit_retention_days: int = Field(
-        default=365, ge=0, description="Audit log entries older than this many days are deleted (hourly); 0 keeps them all."
+        default=365,
+        ge=0,
+        description="Audit log entries older than this many days are deleted (hourly); 0 keeps them all.",
     )
-    metrics_token: SecretStr | None = Field(default=None, description="Bearer token required by /metrics.")
+    metrics: bool = Field(
+        default=True,
+        description="Collect Prometheus metrics and serve them at /metrics (and on `memex worker --metrics-port`); "
+        "false records nothing and /metrics answers 404.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for /metrics. Unset: only loopback callers may scrape; set: every caller must "
+        "send it, loopback included (behind a proxy on the same host everyone looks like loopback).",
+    )
     url: str | None = Field(
         default=None,
         description="Base URL of a Memex server: `index`, `search` and `chat` then work through its HTTP API.",
@@ -159,10 +180,62 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a rate limit: write it like 120/minute or 10/second") from None
         return value
 
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _list_or_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            import json
+
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [part for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        from urllib.parse import urlsplit
+
+        cleaned = []
+        for value in values:
+            if "*" in value:
+                raise ValueError(
+                    "MEMEX_CORS_ORIGINS cannot contain '*': credentials are never shared with any origin; "
+                    'list each origin, like ["https://app.example.com"]'
+                )
+            parts = urlsplit(value.strip())
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+                raise ValueError(
+                    f"{value!r} is not an origin: write it as scheme://host[:port], like https://app.example.com"
+                )
+            cleaned.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return cleaned
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if "/" in value or value.count(":") == 1:
+                raise ValueError(
+                    f"{value!r} is not a host name: list names like memex.example.com, without scheme or port"
+                )
+        return [value.strip().lower() for value in values]
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Secrets may come from files (MEMEX_<NAME>_FILE); arguments still win over the environment."""
+        return init_settings, SecretFilesSource(settings_cls), env_settings, dotenv_settings, file_secret_settings
 
     @property
     def embedded(self) -> bool:

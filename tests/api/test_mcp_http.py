@@ -17,9 +17,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 from memex.accounts.models import User
+from memex.api.app import create_app
 from memex.kbs.models import KnowledgeBase
 from memex.mcp import server
 from memex.mcp.server import build_server
+from memex.runtime import Runtime, open_runtime
+from memex.settings import Settings
 from tests.factories import BASE_URL, Factory
 
 TOOLS = {"search", "ask", "get_document", "list_knowledge_bases"}
@@ -221,3 +224,23 @@ async def test_an_unexpected_failure_is_a_tool_error_not_a_crash() -> None:
         assert await fails(client, "list_knowledge_bases") == "internal error: see the server log"
         assert await fails(client, "search", query="basil", kb="garden") == "internal error: see the server log"
         assert (await client.list_tools()).tools  # still serving
+
+
+async def test_searches_and_questions_count_against_the_apis_rate_limits(
+    make: Factory, runtime: Runtime, settings: Settings, world: World
+) -> None:
+    limited = settings.model_copy(update={"rate_limit_search": "2/minute", "rate_limit_chat": "1/hour"})
+    instance = await open_runtime(limited)
+    instance._embedder = runtime._embedder
+    try:
+        _, key = await make.key(world.alice)
+        async with mcp_client(create_app(limited, runtime=instance), key) as client:
+            for _ in range(2):
+                await call(client, "search", query="basil")
+            refused = await fails(client, "search", query="basil")
+            assert refused.startswith("too many searches: the limit is 2 per minute; try again in")
+            await call(client, "ask", question="What grows on a balcony?")
+            assert (await fails(client, "ask", question="And thyme?")).startswith("too many chat questions")
+            assert (await call(client, "list_knowledge_bases"))["knowledge_bases"]  # not limited
+    finally:
+        await instance.close()

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.accounts import store, tokens
 from memex.accounts.models import ApiKey, NewApiKey
+from memex.audit import service as audit
+from memex.audit.models import Action
 from memex.errors import AuthenticationRequired, InvalidInput, NotFound, PermissionDenied
 from memex.kbs import service as kbs
 from memex.kbs.access import SCOPES, Actor
@@ -80,6 +82,14 @@ async def create_key(
         kb_ids=limited,
         expires_at=_clean_expiry(expires_at),
     )
+    await audit.record(
+        conn,
+        action=Action.key_created,
+        actor=actor,
+        target_type="api_key",
+        target_id=key.id,
+        detail={"name": key.name, "prefix": key.prefix, "scopes": list(key.scopes), "user_id": str(key.user_id)},
+    )
     return NewApiKey(key=key, secret=material.secret)
 
 
@@ -92,6 +102,7 @@ async def revoke_key(conn: AsyncConnection, actor: Actor, key_id: uuid.UUID) -> 
     """Revoke one of the actor's keys (any key for the system actor); it stops working on the next request."""
     if not await store.revoke_key(conn, key_id=key_id, user_id=actor.user_id):
         raise NotFound("API key not found")
+    await audit.record(conn, action=Action.key_revoked, actor=actor, target_type="api_key", target_id=key_id)
 
 
 async def key_actor(conn: AsyncConnection, secret: str) -> Actor:

@@ -11,6 +11,41 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 MIN_LENGTH = 8
 MAX_LENGTH = 1024
+# What a password set in the environment for an admin on a network address must have (see `weakness`).
+STRONG_LENGTH = 12
+STRONG_DISTINCT = 6
+# Placeholders and the most common passwords, compared on their letters alone (Password123! is "password").
+_COMMON = frozenset(
+    {
+        "password",
+        "passwd",
+        "passw",
+        "changeme",
+        "changeit",
+        "admin",
+        "administrator",
+        "root",
+        "secret",
+        "memex",
+        "letmein",
+        "welcome",
+        "default",
+        "qwerty",
+        "qwertyuiop",
+        "azerty",
+        "asdfgh",
+        "abcdef",
+        "abcdefgh",
+        "test",
+        "example",
+        "iloveyou",
+        "monkey",
+        "dragon",
+        "master",
+        "login",
+        "pass",
+    }
+)
 
 _hasher = PasswordHasher()
 
@@ -42,6 +77,20 @@ async def hash_async(password: str) -> str:
 
 async def verify_async(password_hash: str | None, password: str) -> bool:
     return await asyncio.to_thread(verify, password_hash, password)
+
+
+def weakness(password: str) -> str | None:
+    """Why a password is too weak to guard an admin account reachable from the network, or None if it is not."""
+    if len(password) < STRONG_LENGTH:
+        return f"it has {len(password)} characters, fewer than {STRONG_LENGTH}"
+    if len(set(password)) < STRONG_DISTINCT:
+        return f"it uses fewer than {STRONG_DISTINCT} different characters"
+    letters = "".join(c for c in password.lower() if c.isalpha())
+    if not letters:
+        return "it has no letters"
+    if letters in _COMMON:
+        return "it is a common password or a placeholder"
+    return None
 
 
 def generate() -> str:

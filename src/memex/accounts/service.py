@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.accounts import passwords, store
 from memex.accounts.models import BootstrapResult, NewUser, User
+from memex.audit import service as audit
+from memex.audit.models import Action
 from memex.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from memex.kbs import service as kbs
 from memex.kbs.access import SCOPES, Actor
@@ -44,18 +46,38 @@ def actor_for(user: User) -> Actor:
     return Actor(user_id=user.id, is_admin=user.is_admin, scopes=scopes)
 
 
-async def add_user(conn: AsyncConnection, *, email: str, password_hash: str | None, is_admin: bool = False) -> User:
-    """Insert a user with an already-hashed password, and their personal KB."""
+async def add_user(
+    conn: AsyncConnection,
+    *,
+    email: str,
+    password_hash: str | None,
+    is_admin: bool = False,
+    actor: Actor | None = None,
+) -> User:
+    """Insert a user with an already-hashed password, and their personal KB; `actor` None is Memex itself."""
     email = clean_email(email)
     user = await store.insert_user(conn, email=email, password_hash=password_hash, is_admin=is_admin)
     if user is None:
         raise Conflict(f"a user with the email {email} already exists")
     await kbs.create_personal_kb(conn, user.id)
+    await audit.record(
+        conn,
+        action=Action.user_created,
+        actor=actor,
+        target_type="user",
+        target_id=user.id,
+        detail={"email": user.email, "is_admin": user.is_admin},
+    )
     return user
 
 
 async def create_user(
-    conn: AsyncConnection, *, email: str, password: str | None = None, is_admin: bool = False
+    conn: AsyncConnection,
+    *,
+    email: str,
+    password: str | None = None,
+    is_admin: bool = False,
+    actor: Actor | None = None,
 ) -> NewUser:
     """A new user (and their personal KB); without a password one is generated and returned, to be shown once."""
     generated = password is None
@@ -64,7 +86,9 @@ async def create_user(
     clean_email(email)
     if await store.get_user_by_email(conn, email.strip()) is not None:
         raise Conflict(f"a user with the email {email.strip()} already exists")
-    user = await add_user(conn, email=email, password_hash=await passwords.hash_async(password), is_admin=is_admin)
+    user = await add_user(
+        conn, email=email, password_hash=await passwords.hash_async(password), is_admin=is_admin, actor=actor
+    )
     return NewUser(user=user, password=password if generated else None)
 
 
@@ -107,6 +131,20 @@ async def update_user(
     assert updated is not None
     if is_active is False:
         await store.revoke_user_sessions(conn, user.id)
+    changes = (
+        (user.is_active, updated.is_active, Action.user_enabled, Action.user_disabled),
+        (user.is_admin, updated.is_admin, Action.user_promoted, Action.user_demoted),
+    )
+    for before, after, turned_on, turned_off in changes:
+        if before != after:
+            await audit.record(
+                conn,
+                action=turned_on if after else turned_off,
+                actor=actor,
+                target_type="user",
+                target_id=user.id,
+                detail={"email": user.email},
+            )
     return updated
 
 
@@ -143,11 +181,22 @@ def is_loopback(host: str) -> bool:
 
 
 def check_auth_config(settings: Settings) -> None:
-    """Refuse to serve without authentication anywhere but on a loopback address."""
-    if not settings.auth and not is_loopback(settings.host):
+    """Refuse to serve on an address other machines can reach without authentication or with a weak
+    MEMEX_ADMIN_PASSWORD."""
+    if is_loopback(settings.host):
+        return
+    if not settings.auth:
         raise ConfigurationError(
             f"MEMEX_AUTH=false is only allowed when the server listens on a loopback address (127.0.0.1, ::1, "
             f"localhost), not {settings.host}: turn authentication back on, or listen on 127.0.0.1"
+        )
+    weak = passwords.weakness(settings.admin_password.get_secret_value()) if settings.admin_password else None
+    if weak:
+        raise ConfigurationError(
+            f"MEMEX_ADMIN_PASSWORD is too weak for a server listening on {settings.host} ({weak}): a strong one has "
+            f"at least {passwords.STRONG_LENGTH} characters, {passwords.STRONG_DISTINCT} of them different and some "
+            "letters, and is not a common password or placeholder; generate one with `openssl rand -base64 18`, or unset "
+            "MEMEX_ADMIN_PASSWORD and Memex creates the admin with a random password that it prints once"
         )
 
 

@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.accounts import passwords, store, tokens
-from memex.accounts.models import Login, SessionRecord
-from memex.accounts.service import actor_for
-from memex.errors import AuthenticationRequired, PermissionDenied, RateLimited
+from memex.accounts.models import Login, SessionRecord, User
+from memex.accounts.service import actor_for, clean_email
+from memex.audit import service as audit
+from memex.audit.models import Action
+from memex.errors import AuthenticationRequired, InvalidInput, PermissionDenied, RateLimited
 from memex.kbs.access import Actor
 from memex.runtime import Runtime
 
@@ -31,9 +33,11 @@ async def login(runtime: Runtime, *, email: str, password: str) -> Login:
         found = await store.credentials(conn, email.strip())
     if found is None:
         await passwords.verify_async(None, password)  # the same time as a real check: no probing for emails
+        await _failed(runtime, None, "unknown_email", email=email)
         raise AuthenticationRequired(BAD_CREDENTIALS)
     now = datetime.now(UTC)
     if found.locked_until is not None and found.locked_until > now:
+        await _failed(runtime, found.user, "locked")
         raise _locked(found.locked_until)
     if not await passwords.verify_async(found.password_hash, password):
         async with runtime.engine.begin() as conn:
@@ -43,10 +47,23 @@ async def login(runtime: Runtime, *, email: str, password: str) -> Login:
                 max_attempts=settings.login_max_attempts,
                 lockout_minutes=settings.login_lockout_minutes,
             )
+            await _audit_failure(conn, found.user, "wrong_password")
+            if locked_until is not None:
+                await audit.record(
+                    conn,
+                    action=Action.lockout,
+                    actor=None,
+                    target_type="user",
+                    target_id=found.user.id,
+                    outcome="failure",
+                    detail={"email": found.user.email, "until": locked_until.isoformat()},
+                )
+        runtime.metrics.login_failed("wrong_password", locked_now=locked_until is not None)
         if locked_until is not None:
             raise _locked(locked_until)
         raise AuthenticationRequired(BAD_CREDENTIALS)
     if not found.user.is_active:
+        await _failed(runtime, found.user, "disabled")
         raise PermissionDenied("this account is disabled: ask an administrator")
     assert found.password_hash is not None
     new_hash = await passwords.hash_async(password) if passwords.needs_rehash(found.password_hash) else None
@@ -60,12 +77,44 @@ async def login(runtime: Runtime, *, email: str, password: str) -> Login:
         await store.insert_session(
             conn, token_hash=tokens.digest(token), user_id=found.user.id, csrf_token=csrf, expires_at=expires_at
         )
+        await audit.record(
+            conn, action=Action.login, actor=actor_for(found.user), target_type="user", target_id=found.user.id
+        )
     return Login(user=found.user, token=token, csrf_token=csrf, expires_at=expires_at)
 
 
-async def logout(conn: AsyncConnection, token: str) -> None:
+async def _audit_failure(conn: AsyncConnection, user: User | None, reason: str, *, email: str | None = None) -> None:
+    detail = {"reason": reason, "email": user.email if user else _loggable_email(email)}
+    await audit.record(
+        conn,
+        action=Action.login_failed,
+        actor=None,
+        target_type="user",
+        target_id=user.id if user else None,
+        outcome="failure",
+        detail={k: v for k, v in detail.items() if v is not None},
+    )
+
+
+async def _failed(runtime: Runtime, user: User | None, reason: str, *, email: str | None = None) -> None:
+    """Record a refused login in a transaction of its own: the error that follows rolls nothing else back."""
+    runtime.metrics.login_failed(reason)
+    async with runtime.engine.begin() as conn:
+        await _audit_failure(conn, user, reason, email=email)
+
+
+def _loggable_email(email: str | None) -> str | None:
+    """The email someone tried, if it has the shape of one (never whatever was typed, which may be a password)."""
+    try:
+        return clean_email(email or "")
+    except InvalidInput:
+        return None
+
+
+async def logout(conn: AsyncConnection, actor: Actor, token: str) -> None:
     """End a session server-side: its cookie stops working at once, wherever it was copied to."""
     await store.revoke_session(conn, tokens.digest(token))
+    await audit.record(conn, action=Action.logout, actor=actor, target_type="user", target_id=actor.user_id)
 
 
 async def session_actor(conn: AsyncConnection, token: str) -> tuple[Actor, SessionRecord]:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from starlette.types import Scope
 
 from memex import origin
 from memex.settings import Settings
@@ -32,12 +33,26 @@ def _kb_of(request: Request) -> str | None:
     return str(named)[:400]
 
 
+def route_template(scope: Scope, root_path: str) -> str:
+    """The route a request matched, as declared ("/api/kbs/{kb}"); a mount's path; else "unmatched".
+
+    Metrics are labelled with it, so it must never be the requested path, which anyone can make unique."""
+    route = scope.get("route")
+    if route is not None and getattr(route, "path", None):
+        return str(route.path)
+    mounted = str(scope.get("root_path", ""))
+    if len(mounted) > len(root_path) and mounted.startswith(root_path):
+        return mounted[len(root_path) :]
+    return "unmatched"
+
+
 def install(app: FastAPI) -> None:
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request_id = request_id_of(request)
         ip = request.client.host if request.client else None
         started = time.perf_counter()
+        root_path = request.scope.get("root_path", "")  # before routing: a mount appends its own path to it
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
         try:
@@ -50,7 +65,11 @@ def install(app: FastAPI) -> None:
             route = request.scope.get("route")
             auth = getattr(request.state, "memex_auth", None)
             actor = getattr(auth, "actor", None)
-            latency_ms = round((time.perf_counter() - started) * 1000, 2)
+            seconds = time.perf_counter() - started
+            latency_ms = round(seconds * 1000, 2)
+            request.app.state.runtime.metrics.request(
+                method=request.method, route=route_template(request.scope, root_path), status=status, seconds=seconds
+            )
             fields = {
                 "method": request.method,
                 "route": getattr(route, "path", request.url.path),

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from memex.accounts.service import check_auth_config
-from memex.api import access_log, auth, errors
+from memex.api import access_log, auth, errors, security
 from memex.runtime import Runtime, open_runtime
 from memex.settings import Settings
 
@@ -32,6 +32,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         version="0.1.0",
         description="Self-hosted knowledge assistant: hybrid search and chat over your documents.",
         lifespan=lifespan,
+        # The OpenAPI UI is served by routes/web.py, with no inline script (FastAPI's own page has some).
+        docs_url=None,
+        redoc_url=None,
         # Authenticated by default: routes outside auth.PUBLIC_PATHS need a session or an API key.
         dependencies=[Depends(auth.guard)],
     )
@@ -39,11 +42,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     if runtime is not None:
         app.state.runtime = runtime  # usable without the lifespan too (httpx's ASGITransport runs none)
     errors.install(app)
+    security.install(app, settings)  # inside the access log, so that its refusals are logged too
     access_log.install(app)
-    from memex.api.routes import admin, health, kbs, keys
+    from memex.api.routes import admin, health, kbs, keys, metrics
     from memex.api.routes import auth as auth_routes
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(auth_routes.router)
     app.include_router(keys.router)
     app.include_router(kbs.router)

@@ -27,7 +27,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCOPE_EXTENSION = "x-memex-scope"
 READ_ONLY = {SCOPE_EXTENSION: "read"}
 
-# Route paths (as declared) anyone may call. /docs, /openapi.json and the /static mount are not API routes
+# Route paths (as declared) anyone may call. /openapi.json and the /static mount are not API routes
 # and never run dependencies; they are listed so this set reads as the whole public surface. The web UI's
 # pages are empty shells (their data comes from the API), so they are public too.
 PUBLIC_PATHS = frozenset(
@@ -35,9 +35,8 @@ PUBLIC_PATHS = frozenset(
         "/api/health",
         "/api/health/ready",
         "/api/auth/login",
+        "/metrics",  # its own rule: loopback or MEMEX_METRICS_TOKEN (routes/metrics.py)
         "/docs",
-        "/docs/oauth2-redirect",
-        "/redoc",
         "/openapi.json",
         "/static",
         "/",

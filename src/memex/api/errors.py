@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +13,28 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memex.errors import MemexError, RateLimited
 
 log = structlog.get_logger("memex.api")
+
+# Errors that mean the database could not serve the request (down, restarting, unreachable, out of connections,
+# or a transient conflict), as opposed to a bug: the client may try again.
+DATABASE_ERRORS = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+DATABASE_RETRY_AFTER_SECONDS = 5
+# SQLSTATE classes of a database that is away: connection exceptions, shutdown or start-up, no such database,
+# too many connections. No SQLSTATE at all means no server answered.
+_AWAY = ("08", "57P", "3D000", "53300")
+
+
+def _database_detail(exc: Exception) -> str:
+    orig = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(exc, sqlalchemy.exc.TimeoutError) or sqlstate is None or sqlstate.startswith(_AWAY):
+        return "the database is unavailable: try again in a few seconds"
+    return "the database could not complete the request (a conflict or timeout): try again in a few seconds"
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -59,6 +83,18 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             _body(request, detail, exc.status_code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
+
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        # str(exc) names the host and the error, never the password (psycopg does not repeat it).
+        log.error("database error", error=str(exc).splitlines()[0], path=request.url.path)
+        return JSONResponse(
+            _body(request, _database_detail(exc), 503),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+    for error_class in DATABASE_ERRORS:
+        app.add_exception_handler(error_class, database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

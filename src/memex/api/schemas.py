@@ -323,3 +323,29 @@ class UsageOut(BaseModel):
     days: int
     rows: list[UsageRowOut]
     totals: dict[str, int | float]
+
+
+class AuditEntryOut(BaseModel):
+    """One audit entry: who (user and API key, from which address) did what to what, and whether it worked."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    action: str
+    outcome: Literal["success", "failure"]
+    actor_user_id: uuid.UUID | None
+    actor_email: str | None
+    actor_key_id: uuid.UUID | None
+    ip: str | None
+    request_id: str | None
+    target_type: str | None
+    target_id: str | None
+    detail: dict[str, object]
+
+
+class AuditOut(BaseModel):
+    entries: list[AuditEntryOut]
+    total: int
+    limit: int
+    offset: int

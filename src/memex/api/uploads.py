@@ -75,7 +75,7 @@ class _Collector:
             return  # other fields are ignored (their bytes still count towards the request's limit)
         self._part.data.extend(data[start:end])
         if len(self._part.data) > self.max_file_bytes:
-            raise FileTooLarge(f"{self._part.filename}: {_too_large(self.limit_mb)}")
+            raise FileTooLarge(f"{self._part.filename}: {too_large(self.limit_mb)}")
 
     def _end(self) -> None:
         if self._part.name == FIELD and self._part.filename is not None:
@@ -91,7 +91,7 @@ def _text(value: bytes | None) -> str | None:
         return value.decode("latin-1")
 
 
-def _too_large(limit_mb: int) -> str:
+def too_large(limit_mb: int) -> str:
     return f"the upload is larger than the limit of {limit_mb} MiB (MEMEX_MAX_UPLOAD_MB)"
 
 
@@ -105,7 +105,7 @@ async def read_files(request: Request, *, limit_mb: int) -> list[Upload]:
     max_body = max_file_bytes + ENVELOPE_BYTES
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
-        raise FileTooLarge(_too_large(limit_mb))
+        raise FileTooLarge(too_large(limit_mb))
     collector = _Collector(max_file_bytes, limit_mb)
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     received = 0
@@ -115,7 +115,7 @@ async def read_files(request: Request, *, limit_mb: int) -> list[Upload]:
             parser.write(chunk)
             received += len(chunk)
             if received > max_body:
-                raise FileTooLarge(_too_large(limit_mb))
+                raise FileTooLarge(too_large(limit_mb))
         parser.finalize()
     except MultipartParseError as exc:
         raise InvalidInput(f"malformed multipart body: {exc}") from exc

@@ -55,7 +55,7 @@ class AuditEntry:
 
     @classmethod
     def from_row(cls, row: Any) -> AuditEntry:
-        return cls(**{name: row._mapping[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{name: row._mapping[name] for name in cls.__slots__})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,19 @@
 """Answers without a language model: the passages' sentences that answer the question best, each cited.
 
-Sentences are ranked by their embedding's similarity to the question, with a small bonus for the passage's rank
-in the hybrid search (which weighs exact words the embedding misses), at most two from one passage.
+Sentences are ranked by how much of the question they hold: its content words, each weighted by how few of the
+candidate sentences hold it (a word every sentence has tells them apart no better than none). A bonus for the
+passage's rank in the hybrid search, which already weighed meaning and words over whole passages, breaks near
+ties; at most two sentences come from one passage. No model runs, so the answer costs little more than the search.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from memex.chat.grounding import PreparedPassage
-from memex.embeddings.base import Vectors
+from memex.chat.grounding import PreparedPassage, content_words
 
 NO_MODEL_INTRO = "No language model is configured, so here are the sentences from your documents that answer this best:"
 FALLBACK_INTRO = (
@@ -17,8 +21,9 @@ FALLBACK_INTRO = (
 )
 SENTENCES = 3
 PER_PASSAGE = 2
-# Added to a sentence's similarity for coming from the search's first, second… passage.
-RANK_BONUS = (0.06, 0.03, 0.015)
+# Added to a sentence's score (the weighted share of the question it holds) for coming from the search's first,
+# second… passage.
+RANK_BONUS = (0.1, 0.05, 0.025)
 _MIN_CHARS = 30
 
 
@@ -29,21 +34,27 @@ class Pick:
     score: float
 
 
-def pick_sentences(question: Vectors, prepared: dict[int, PreparedPassage], *, count: int = SENTENCES) -> list[Pick]:
+def pick_sentences(question: str, prepared: Mapping[int, PreparedPassage], *, count: int = SENTENCES) -> list[Pick]:
     """The best sentences, best first."""
-    query = question.reshape(-1)
-    candidates: list[Pick] = []
+    wanted = content_words(question)
+    candidates: list[tuple[int, int, str, set[str]]] = []
     for rank, n in enumerate(sorted(prepared)):
         p = prepared[n]
-        bonus = RANK_BONUS[rank] if rank < len(RANK_BONUS) else 0.0
-        sims = p.vectors @ query
-        for sentence, sim in zip(p.sentences, sims, strict=True):
-            if len(sentence) >= _MIN_CHARS or len(p.sentences) == 1:
-                candidates.append(Pick(n=n, sentence=sentence, score=float(sim) + bonus))
-    candidates.sort(key=lambda c: c.score, reverse=True)
+        for sentence in p.sentences:
+            # A list's lead-in ("…do this:") says nothing on its own.
+            if (len(sentence) >= _MIN_CHARS and not sentence.endswith(":")) or len(p.sentences) == 1:
+                candidates.append((rank, n, sentence, content_words(sentence) & wanted))
+    holding = Counter(w for *_, found in candidates for w in found)
+    weight = {w: math.log(1 + len(candidates) / k) for w, k in holding.items()}
+    total = sum(weight.values()) or 1.0
+    scored = [
+        Pick(n=n, sentence=sentence, score=sum(weight[w] for w in found) / total + _bonus(rank))
+        for rank, n, sentence, found in candidates
+    ]
+    scored.sort(key=lambda c: c.score, reverse=True)  # stable: ties keep the search's order
     picked: list[Pick] = []
     taken: dict[int, int] = {}
-    for c in candidates:
+    for c in scored:
         if taken.get(c.n, 0) >= PER_PASSAGE:
             continue
         picked.append(c)
@@ -51,6 +62,10 @@ def pick_sentences(question: Vectors, prepared: dict[int, PreparedPassage], *, c
         if len(picked) == count:
             break
     return picked
+
+
+def _bonus(rank: int) -> float:
+    return RANK_BONUS[rank] if rank < len(RANK_BONUS) else 0.0
 
 
 def compose(picks: list[Pick], *, intro: str) -> str:

@@ -3,8 +3,10 @@
 A sentence is compared with every sentence of each passage it cites, with the local embedder (meaning), and
 with the passages' words (the facts themselves: names, numbers, terms). Its score mixes the best semantic match
 with the share of its content words found in the cited passages; below `SUPPORT_THRESHOLD` it is marked
-unsupported. A sentence that cites nothing has no score (`supported: null`). The passages' sentences are
-embedded while the model is still answering (`prepare`), so the check adds only the answer's own sentences.
+unsupported. A sentence that cites nothing has no score (`supported: null`), and one found word for word in a
+passage it cites is supported without a model (an extractive answer never waits for one). The passages'
+sentences are embedded while the model is still answering (`prepare`), and so is each sentence of the answer
+once it is complete (`AnswerVectors`): after the last token, the check embeds little more than the last sentence.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,6 +30,8 @@ SEMANTIC_WEIGHT = 0.8
 SUPPORT_THRESHOLD = 0.38
 # Passage sentences shorter than this many characters are joined to the next (headings, list stubs).
 _MIN_SENTENCE_CHARS = 25
+# A cited sentence of at least this many words found word for word in its passage is supported as it is.
+_MIN_QUOTE_WORDS = 4
 _MAX_PASSAGE_SENTENCES = 40
 
 _STOPWORDS = frozenset(
@@ -70,10 +74,23 @@ def is_factual(sentence: Sentence) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class PreparedPassage:
+    """A passage ready to be matched: its sentences, their embeddings (None until embedded) and its words."""
+
     passage: Passage
     sentences: tuple[str, ...]
-    vectors: Vectors
+    vectors: Vectors | None
     words: frozenset[str]
+
+
+def split_passages(passages: Sequence[Passage]) -> dict[int, PreparedPassage]:
+    """The passages' sentences and words, without embeddings (cheap); keyed by `n`."""
+    return {p.n: _split(p) for p in passages}
+
+
+def _split(p: Passage) -> PreparedPassage:
+    return PreparedPassage(
+        passage=p, sentences=tuple(passage_sentences(p.text)), vectors=None, words=frozenset(content_words(p.text))
+    )
 
 
 def passage_sentences(text: str) -> list[str]:
@@ -113,22 +130,17 @@ class SentenceVectors:
                 hit = self._cache.get((p.chunk_id, p.text))
                 if hit is not None:
                     self._cache.move_to_end((p.chunk_id, p.text))
-                    out[p.n] = PreparedPassage(passage=p, sentences=hit.sentences, vectors=hit.vectors, words=hit.words)
+                    out[p.n] = replace(hit, passage=p)
                 else:
-                    missing.append((p, passage_sentences(p.text)))
+                    missing.append(_split(p))
         if missing:
-            flat = [s for _, sents in missing for s in sents]
-            vectors = self._embedder.embed_documents(flat)
+            vectors = self._embedder.embed_documents([s for m in missing for s in m.sentences])
             at = 0
             with self._lock:
-                for p, sents in missing:
-                    prepared = PreparedPassage(
-                        passage=p,
-                        sentences=tuple(sents),
-                        vectors=vectors[at : at + len(sents)],
-                        words=frozenset(content_words(p.text)),
-                    )
-                    at += len(sents)
+                for m in missing:
+                    p = m.passage
+                    prepared = replace(m, vectors=vectors[at : at + len(m.sentences)])
+                    at += len(m.sentences)
                     out[p.n] = prepared
                     self._cache[(p.chunk_id, p.text)] = prepared
                     while len(self._cache) > self._size:
@@ -152,6 +164,7 @@ def support(vector: Vectors, sentence: str, passages: Sequence[PreparedPassage])
     semantic = 0.0
     best: list[int] = []
     for p in passages:
+        assert p.vectors is not None, "support() needs embedded passages"
         sims = p.vectors @ vector
         j = int(np.argmax(sims))
         best.append(j)
@@ -159,6 +172,52 @@ def support(vector: Vectors, sentence: str, passages: Sequence[PreparedPassage])
     mine = content_words(sentence)
     found = sum(1 for w in mine if any(w in p.words for p in passages))
     return Support(semantic=semantic, overlap=found / len(mine) if mine else 1.0), best
+
+
+class AnswerVectors:
+    """An answer's sentence embeddings, made while the model still writes: each sentence once it is complete."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self._embedder = embedder
+        self._known: dict[str, Vectors] = {}
+        self._scheduled: set[str] = set()
+        self._lock = threading.Lock()
+
+    def complete(self, partial: str) -> list[str]:
+        """The cited sentences of an unfinished answer that another sentence follows, not handed out before."""
+        done = [s.plain for s in split_sentences(partial)[:-1] if s.citations]
+        with self._lock:
+            new = [s for s in dict.fromkeys(done) if s not in self._scheduled]
+            self._scheduled.update(new)
+        return new
+
+    def embed(self, sentences: Sequence[str]) -> Vectors:
+        """One row per sentence; only sentences not embedded before go through the model (blocking)."""
+        with self._lock:
+            missing = [s for s in dict.fromkeys(sentences) if s not in self._known]
+        if missing:
+            made = self._embedder.embed_documents(missing)
+            with self._lock:
+                self._known.update(zip(missing, made, strict=True))
+        with self._lock:
+            rows = [self._known[s] for s in sentences]
+        return np.stack(rows) if rows else np.zeros((0, self._embedder.dimension), dtype=np.float32)
+
+
+def _normal(text: str) -> str:
+    return " ".join(words(text))
+
+
+def quoted(sentence: str, passages: Sequence[PreparedPassage]) -> tuple[PreparedPassage, str] | None:
+    """The passage and its sentence that hold `sentence` word for word, if one does (an extractive answer's)."""
+    wanted = _normal(sentence)
+    if wanted.count(" ") + 1 < _MIN_QUOTE_WORDS:
+        return None
+    for p in passages:
+        if f" {wanted} " in f" {_normal(p.passage.text)} ":
+            inside = [s for s in p.sentences if wanted in _normal(s)]
+            return p, (inside[0] if inside else sentence)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,25 +233,37 @@ def check(
     *,
     threshold: float = SUPPORT_THRESHOLD,
     weight: float = SEMANTIC_WEIGHT,
+    answer_vectors: AnswerVectors | None = None,
 ) -> Grounded:
     """Score every sentence of the answer against the passages it cites (blocking: run it in a thread)."""
     sentences = split_sentences(answer)
-    cited = [s for s in sentences if s.citations]
-    vectors = embedder.embed_documents([s.plain for s in cited]) if cited else np.zeros((0, 1), dtype=np.float32)
     best_quote: dict[int, tuple[float, str]] = {}
     scored: dict[int, tuple[bool, float]] = {}
-    for s, vector in zip(cited, vectors, strict=True):
+    to_score: list[tuple[Sentence, list[PreparedPassage]]] = []
+    for s in sentences:
+        if not s.citations:
+            continue
         known = [prepared[n] for n in s.citations if n in prepared]
         if not known:
             scored[id(s)] = (False, 0.0)
-            continue
-        found, best = support(vector, s.plain, known)
-        for p, j in zip(known, best, strict=True):
-            similarity = float(p.vectors[j] @ vector)
-            if similarity > best_quote.get(p.passage.n, (-2.0, ""))[0]:
-                best_quote[p.passage.n] = (similarity, p.sentences[j])
-        score = found.score(weight)
-        scored[id(s)] = (score >= threshold, round(score, 4))
+        elif (found := quoted(s.plain, known)) is not None:
+            scored[id(s)] = (True, 1.0)
+            best_quote[found[0].passage.n] = (2.0, found[1])  # a quote beats any similarity
+        else:
+            to_score.append((s, known))
+    if to_score:
+        vectors = (answer_vectors or AnswerVectors(embedder)).embed([s.plain for s, _ in to_score])
+        embedded = _embedded(embedder, [p for _, known in to_score for p in known])
+        for (s, known), vector in zip(to_score, vectors, strict=True):
+            passages = [embedded[p.passage.n] for p in known]
+            support_found, best = support(vector, s.plain, passages)
+            for p, j in zip(passages, best, strict=True):
+                assert p.vectors is not None
+                similarity = float(p.vectors[j] @ vector)
+                if similarity > best_quote.get(p.passage.n, (-2.0, ""))[0]:
+                    best_quote[p.passage.n] = (similarity, p.sentences[j])
+            score = support_found.score(weight)
+            scored[id(s)] = (score >= threshold, round(score, 4))
     checked = []
     for s in sentences:
         place = {"start": s.start, "end": s.end}
@@ -202,3 +273,16 @@ def check(
         else:
             checked.append(CheckedSentence(s.text, (), None, None, factual=is_factual(s), **place))
     return Grounded(sentences=tuple(checked), quotes={n: q for n, (_, q) in best_quote.items()})
+
+
+def _embedded(embedder: Embedder, passages: Sequence[PreparedPassage]) -> dict[int, PreparedPassage]:
+    """The passages by `n`, with the sentences of any not embedded yet embedded now, in one model call."""
+    out = {p.passage.n: p for p in passages}
+    bare = [p for p in out.values() if p.vectors is None]
+    if bare:
+        vectors = embedder.embed_documents([s for p in bare for s in p.sentences])
+        at = 0
+        for p in bare:
+            out[p.passage.n] = replace(p, vectors=vectors[at : at + len(p.sentences)])
+            at += len(p.sentences)
+    return out

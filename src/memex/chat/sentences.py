@@ -16,6 +16,8 @@ _LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)]|#{1,6})\s+")
 _ABBREVIATIONS = frozenset(
     "e.g i.e etc vs cf al fig figs no nos dr mr mrs ms prof st approx ca eq ref refs vol pp p inc ltd jr sr".split()
 )
+# A line ending with one of these ends its block (a sentence, or the lead-in of a list).
+_CLOSERS = (".", "!", "?", ":", "]", '."', ".)")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?])")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -82,14 +84,38 @@ def _sentence(text: str, start: int) -> Sentence:
     return Sentence(text=text, start=start, end=start + len(text), citations=citations_in(text))
 
 
-def split_sentences(text: str) -> list[Sentence]:
-    """Sentences in order; every line (a list item, a heading) ends a sentence too."""
-    out: list[Sentence] = []
+def _blocks(text: str) -> list[tuple[int, int]]:
+    """Spans of text in which a line break is only wrapping: a blank line, a list item or a heading starts a new
+    block, and so does a line after one that ended a sentence or introduced a list (":")."""
+    spans: list[tuple[int, int]] = []
+    start = end = None
     offset = 0
     for line in text.splitlines(keepends=True):
-        if line.strip():
-            out.extend(_split_line(line.rstrip("\r\n"), offset))
+        body = line.rstrip("\r\n")
+        if not body.strip():
+            start = None
+        elif (
+            start is None
+            or end is None
+            or _LIST_MARK.match(body)
+            or text[start:end].rstrip().endswith(_CLOSERS)
+            or text[start] == "#"  # a heading is a line of its own
+        ):
+            start = offset
+            spans.append((start, offset + len(body)))
+        else:
+            spans[-1] = (start, offset + len(body))
+        if start is not None:
+            end = offset + len(body)
         offset += len(line)
+    return spans
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Sentences in order; a list item or a heading is a sentence of its own, a wrapped line is not."""
+    out: list[Sentence] = []
+    for start, end in _blocks(text):
+        out.extend(_split_line(text[start:end], start))
     return out
 
 

@@ -39,6 +39,7 @@ from memex.chat.models import (
 from memex.errors import InvalidInput, InvalidMessage, MemexError, NotFound
 from memex.kbs import store as kbs
 from memex.kbs.access import Actor
+from memex.logging import query_fields
 from memex.runtime import Runtime
 from memex.search import service as search
 from memex.search.models import SearchFilters, SearchRequest
@@ -135,6 +136,7 @@ async def stream(runtime: Runtime, turn: Turn) -> AsyncIterator[ChatEvent]:
     """The answer's events: token…, citations, done — with `error` and an extractive answer if the model fails."""
     started = time.perf_counter()
     answer = _Answer()
+    answered = False
     try:
         query = await _retrieval_query(runtime, turn, answer)
         results = await search.search(
@@ -207,16 +209,36 @@ async def stream(runtime: Runtime, turn: Turn) -> AsyncIterator[ChatEvent]:
             completion_tokens=usage.completion_tokens,
             ttft_ms=timings.ttft_ms,
             error=answer.error,
+            user=str(turn.actor.user_id) if turn.actor.user_id else None,
+            kb=",".join(map(str, turn.kb_ids)) or None,
+            **query_fields(runtime.settings, turn.message, name="question"),
         )
+        runtime.metrics.chat_answered(
+            provider=answer.provider,
+            model=answer.model,
+            outcome="fallback" if answer.error else "extractive" if answer.provider == "none" else "model",
+            retrieval_seconds=timings.retrieval_ms / 1000,
+            ttft_seconds=timings.ttft_ms / 1000 if timings.ttft_ms is not None else None,
+            generation_seconds=timings.generation_ms / 1000,
+            grounding_seconds=timings.grounding_ms / 1000,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=usage.cost,
+        )
+        answered = True
         yield DoneEvent(
             conversation_id=conversation_id, message_id=message_id, model=answer.model, usage=usage, timings=timings
         )
     except MemexError as exc:
+        runtime.metrics.chat_ended(provider=answer.provider, model=answer.model, outcome="error")
         yield ErrorEvent(exc.message)
     except Exception:  # a bug: the stream has started, so say so in it rather than cut it off
         log.exception("chat failed")
+        runtime.metrics.chat_ended(provider=answer.provider, model=answer.model, outcome="error")
         yield ErrorEvent("internal error: see the server log")
     except (asyncio.CancelledError, GeneratorExit):
+        if not answered:
+            runtime.metrics.chat_ended(provider=answer.provider, model=answer.model, outcome="cancelled")
         # The client went away (or pressed stop): keep the question and what was said so far.
         if turn.save and (answer.text or turn.conversation is None):
             answer.error = "stopped before the answer was complete"

@@ -60,12 +60,13 @@ def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
 
 
 def _register() -> None:
-    from memex.cli import chat, index, migrate, reembed, search, usage
+    from memex.cli import audit, chat, index, migrate, reembed, search, usage
 
     index.register(app)
     search.register(app)
     chat.register(app)
     usage.register(app)
+    audit.register(app)
     migrate.register(app)
     reembed.register(app)
     from memex.cli import kb, keys, users

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
+import h11
 import structlog
 import typer
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 from rich.markup import escape
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from memex.accounts.service import check_auth_config, ensure_admin
 from memex.api.app import create_app
@@ -43,6 +47,44 @@ _SERVE_HELP = """Start the server: the API, the web UI and (unless --no-worker) 
 Uses the embedded Postgres unless MEMEX_DATABASE_URL is set. The first start creates an admin and prints how
 to log in. Stops gracefully on Ctrl-C or SIGTERM, letting running jobs finish.
 """
+
+
+class _HttpProtocol(H11Protocol):
+    """uvicorn's h11 protocol, answering a request head over the limit with 431 and a JSON detail, not a bare 400."""
+
+    def send_400_response(self, msg: str) -> None:
+        if len(self.conn.trailing_data[0]) <= MAX_REQUEST_HEAD_BYTES:
+            super().send_400_response(msg)
+            return
+        detail = f"the request line and headers are larger than the limit of {MAX_REQUEST_HEAD_BYTES // 1024} KiB"
+        body = json.dumps({"detail": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        for event in (
+            h11.Response(
+                status_code=431,
+                headers=[*headers, (b"content-length", str(len(body)).encode())],
+                reason=b"Request Header Fields Too Large",
+            ),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
+
+
+def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    """How `memex serve` runs uvicorn: behind a proxy, with our logging, and the request head limit."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go through our structured, redacting logging
+        proxy_headers=True,
+        server_header=False,
+        http=_HttpProtocol,
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+    )
 
 
 class _Server(uvicorn.Server):
@@ -104,19 +146,7 @@ async def serve_forever(settings: Settings, *, paths: list[Path], worker: bool) 
         bootstrap = await ensure_admin(runtime)
         for line in _login_lines(settings, bootstrap.lines() if bootstrap else []):
             console.print(escape(line), highlight=False, soft_wrap=True)
-        server = _Server(
-            uvicorn.Config(
-                create_app(settings, runtime=runtime),
-                host=settings.host,
-                port=settings.port,
-                log_level=settings.log_level.lower(),
-                log_config=None,  # uvicorn's records go through our structured, redacting logging
-                proxy_headers=True,
-                server_header=False,
-                http="h11",
-                h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
-            )
-        )
+        server = _Server(server_config(create_app(settings, runtime=runtime), settings))
         stop = asyncio.Event()
 
         def on_signal() -> None:

@@ -241,3 +241,25 @@ usage = sa.Table(
         postgresql_nulls_not_distinct=True,
     ),
 )
+
+# Append-only: a trigger (migration 0004) refuses UPDATE, DELETE and TRUNCATE, except the retention delete.
+# No foreign keys: entries outlive the users, keys and KBs they name, so those are copied in, not referenced.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("actor_user_id", UUID(as_uuid=True), nullable=True),
+    sa.Column("actor_email", sa.Text, nullable=True),
+    sa.Column("actor_key_id", UUID(as_uuid=True), nullable=True),
+    sa.Column("ip", sa.Text, nullable=True),
+    sa.Column("request_id", sa.Text, nullable=True),
+    sa.Column("target_type", sa.Text, nullable=True),
+    sa.Column("target_id", sa.Text, nullable=True),
+    sa.Column("detail", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.CheckConstraint("outcome IN ('success', 'failure')", name="audit_log_outcome_check"),
+    sa.Index("audit_log_at_idx", "at"),
+    sa.Index("audit_log_actor_idx", "actor_user_id", "at"),
+)

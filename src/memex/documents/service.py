@@ -8,15 +8,19 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex import jobs
+from memex.audit import service as audit
+from memex.audit.models import Action
 from memex.documents import store
 from memex.documents.models import Document
 from memex.errors import Conflict, InvalidInput, NotFound, ParseError, UnsupportedFileType
@@ -27,6 +31,8 @@ from memex.ingest.prepare import file_type, prepare
 from memex.kbs.access import Actor, Role, kb_filter, scope_for
 from memex.kbs.service import require_kb
 from memex.runtime import Runtime
+
+log = structlog.get_logger("memex.ingest")
 
 PENDING = ("queued", "indexing")
 MAX_NAME_CHARS = 1024
@@ -98,10 +104,25 @@ async def upload(
             if existing is not None and existing.sha256 != sha:
                 await store.delete_orphan_blobs(conn, shas=[existing.sha256])
             queued.append(document_id)
+            await audit.record(
+                conn,
+                action=Action.document_uploaded,
+                actor=actor,
+                target_type="document",
+                target_id=document_id,
+                detail={"kb_id": str(kb_id), "name": name, "size": len(data), "replaced": existing is not None},
+            )
             found = await store.find_by_path(conn, kb_id=kb_id, source_path=name)
             assert found is not None
             documents.append(found)
         await jobs.defer_ingest(conn, document_ids=queued)
+    log.info(
+        "documents uploaded",
+        kb=str(kb_id),
+        files=len(files),
+        queued=len(queued),
+        bytes=sum(len(d) for d in files.values()),
+    )
     return documents
 
 
@@ -173,6 +194,14 @@ async def delete(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> None
     async with runtime.engine.begin() as conn:
         doc = await _document(conn, actor, document_id, Role.editor)
         await store.delete(conn, document_ids=[doc.id])
+        await audit.record(
+            conn,
+            action=Action.document_deleted,
+            actor=actor,
+            target_type="document",
+            target_id=doc.id,
+            detail={"kb_id": str(doc.kb_id), "name": doc.source_path},
+        )
 
 
 async def rename(runtime: Runtime, actor: Actor, document_id: uuid.UUID, *, name: str) -> Document:
@@ -204,6 +233,7 @@ async def retry(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> Docum
 
 async def ingest(runtime: Runtime, document_id: uuid.UUID) -> None:
     """Index one queued document. A file that cannot be parsed fails it; other errors propagate (to be retried)."""
+    started = time.perf_counter()
     async with runtime.engine.begin() as conn:
         doc = await store.get_for_update(conn, document_id=document_id)
         if doc is None or doc.status not in PENDING:
@@ -236,6 +266,21 @@ async def ingest(runtime: Runtime, document_id: uuid.UUID) -> None:
         )
         # The old chunks stay searchable until this commit swaps in the new ones.
         await store.replace_chunks(conn, document_id=doc.id, kb_id=doc.kb_id, chunks=prepared.chunks, vectors=vectors)
+    runtime.metrics.document_ingested(
+        "indexed",
+        seconds=time.perf_counter() - started,
+        chunks=len(prepared.chunks),
+        tokens=sum(c.token_count for c in prepared.chunks),
+    )
+    log.info(
+        "document indexed",
+        document_id=str(doc.id),
+        kb=str(doc.kb_id),
+        file_type=prepared.file_type,
+        bytes=doc.size,
+        chunks=len(prepared.chunks),
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
 
 
 async def _still_current(conn: AsyncConnection, doc: Document) -> bool:
@@ -249,6 +294,8 @@ async def finish_failed(runtime: Runtime, doc: Document, reason: str) -> None:
     async with runtime.engine.begin() as conn:
         if await _still_current(conn, doc):
             await store.mark_status(conn, document_id=doc.id, status="failed", error=reason[:MAX_REASON_CHARS])
+    runtime.metrics.document_ingested("failed")
+    log.warning("document failed", document_id=str(doc.id), kb=str(doc.kb_id), reason=reason[:MAX_REASON_CHARS])
 
 
 async def attempt_failed(runtime: Runtime, document_id: uuid.UUID, *, reason: str, final: bool) -> None:
@@ -259,6 +306,7 @@ async def attempt_failed(runtime: Runtime, document_id: uuid.UUID, *, reason: st
             return
         status, error = ("failed", reason) if final else ("queued", f"{reason} (will retry)")
         await store.mark_status(conn, document_id=doc.id, status=status, error=error[:MAX_REASON_CHARS])
+    runtime.metrics.document_ingested("failed" if final else "retried")
 
 
 async def requeue_lost(runtime: Runtime, *, idle_seconds: float) -> list[uuid.UUID]:

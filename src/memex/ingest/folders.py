@@ -118,6 +118,7 @@ async def index_paths(
             items=work,
             outcomes=outcomes,
             on_progress=progress.advance,
+            metrics=runtime.metrics,
         )
     summary.added = len(outcomes.done.get("added", []))
     summary.updated = len(outcomes.done.get("updated", []))

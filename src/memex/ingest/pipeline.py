@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from memex.errors import MemexError
 from memex.ingest.chunking import Chunker
 from memex.ingest.prepare import Prepared, prepare
 from memex.ingest.scan import Failure
+from memex.metrics import Metrics
 
 # Chunks gathered before one embedding call. The embedder sorts a call's texts by length before batching,
 # so a wide window wastes little on padding; it stays small enough that documents land steadily.
@@ -56,6 +58,7 @@ class _Ready:
     data: bytes
     sha256: str
     prepared: Prepared
+    seconds: float  # spent on this document so far: reading and parsing, then its share of the embedding
 
 
 ProgressFn = Callable[[str, str], None]
@@ -69,6 +72,7 @@ async def run(
     kb_id: uuid.UUID,
     items: Sequence[WorkItem],
     outcomes: Outcomes,
+    metrics: Metrics,
     on_progress: ProgressFn | None = None,
 ) -> None:
     """Index `items` into the KB, recording each file's outcome; a failing file never stops the others."""
@@ -80,11 +84,13 @@ async def run(
 
     def fail(path: str, reason: str) -> None:
         outcomes.failures.append(Failure(path=path, reason=reason))
+        metrics.document_ingested("failed")
         report("failed", path)
 
     async def produce() -> None:
         try:
             for item in items:
+                started = time.perf_counter()
                 try:
                     data, sha = await asyncio.to_thread(item.load)
                     prepared = await asyncio.to_thread(prepare, data, item.name, chunker)
@@ -97,17 +103,24 @@ async def run(
                 except MemexError as exc:
                     fail(item.source_path, exc.message)
                     continue
-                await ready.put(_Ready(item=item, data=data, sha256=sha, prepared=prepared))
+                seconds = time.perf_counter() - started
+                await ready.put(_Ready(item=item, data=data, sha256=sha, prepared=prepared, seconds=seconds))
         finally:
             await ready.put(None)
 
     async def store(batch: list[_Ready], vectors_per_doc: list[object]) -> None:
         for entry, vectors in zip(batch, vectors_per_doc, strict=True):
+            started = time.perf_counter()
             try:
                 await _store_one(engine=engine, kb_id=kb_id, entry=entry, vectors=vectors)
             except MemexError as exc:
                 fail(entry.item.source_path, exc.message)
                 continue
+            chunks = entry.prepared.chunks
+            seconds = entry.seconds + time.perf_counter() - started
+            metrics.document_ingested(
+                "indexed", seconds=seconds, chunks=len(chunks), tokens=sum(c.token_count for c in chunks)
+            )
             outcomes.chunks += len(entry.prepared.chunks)
             outcomes.add(entry.item.outcome, entry.item.source_path)
             report(entry.item.outcome, entry.item.source_path)
@@ -131,12 +144,15 @@ async def run(
                 batch.append(entry)
                 size += len(entry.prepared.chunks)
             texts = [c.embed_text for e in batch for c in e.prepared.chunks]
+            started = time.perf_counter()
             vectors = await asyncio.to_thread(embedder.embed_documents, texts)
+            per_chunk = (time.perf_counter() - started) / max(size, 1)
             per_doc: list[object] = []
             offset = 0
             for e in batch:
                 per_doc.append(vectors[offset : offset + len(e.prepared.chunks)])
                 offset += len(e.prepared.chunks)
+                e.seconds += per_chunk * len(e.prepared.chunks)
             if pending_store is not None:
                 await pending_store
             pending_store = asyncio.create_task(store(batch, per_doc))

@@ -11,6 +11,8 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.accounts import store as accounts
+from memex.audit import service as audit
+from memex.audit.models import Action
 from memex.documents import store as documents
 from memex.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from memex.kbs import store
@@ -82,7 +84,16 @@ async def create_kb(
     name = _clean_name(name)
     if await store.name_taken(conn, owner_id=owner_id, name=name):
         raise Conflict(f"you already have a knowledge base named {name!r}")
-    return await store.create(conn, name=name, owner_id=owner_id, description=_clean_description(description))
+    kb = await store.create(conn, name=name, owner_id=owner_id, description=_clean_description(description))
+    await audit.record(
+        conn,
+        action=Action.kb_created,
+        actor=actor,
+        target_type="kb",
+        target_id=kb.id,
+        detail={"name": kb.name, "owner_id": str(owner_id) if owner_id else None},
+    )
+    return kb
 
 
 async def create_personal_kb(conn: AsyncConnection, user_id: uuid.UUID) -> KnowledgeBase:
@@ -112,6 +123,9 @@ async def delete_kb(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID) -> No
         raise Conflict("a personal knowledge base cannot be deleted")
     shas = await store.delete(conn, kb_id=kb.id)
     await documents.delete_orphan_blobs(conn, shas=shas)
+    await audit.record(
+        conn, action=Action.kb_deleted, actor=actor, target_type="kb", target_id=kb.id, detail={"name": kb.name}
+    )
 
 
 async def list_members(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID) -> list[Member]:
@@ -131,6 +145,14 @@ async def share(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, *, email:
     if user.id == kb.owner_id:
         raise Conflict("this user owns the knowledge base")
     await store.add_member(conn, kb_id=kb.id, user_id=user.id, role=role)
+    await audit.record(
+        conn,
+        action=Action.kb_shared,
+        actor=actor,
+        target_type="kb",
+        target_id=kb.id,
+        detail={"user_id": str(user.id), "email": user.email, "role": role.name},
+    )
     found = await store.member(conn, kb_id=kb.id, user_id=user.id)
     assert found is not None
     return found
@@ -148,3 +170,11 @@ async def unshare(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, user_id
     if found.role == Role.owner.name:
         raise Conflict("the owner of a knowledge base cannot be removed from it")
     await store.remove_member(conn, kb_id=kb.id, user_id=user_id)
+    await audit.record(
+        conn,
+        action=Action.kb_unshared,
+        actor=actor,
+        target_type="kb",
+        target_id=kb.id,
+        detail={"user_id": str(user_id), "email": found.email, "role": found.role},
+    )

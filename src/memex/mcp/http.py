@@ -30,7 +30,7 @@ class McpEndpoint:
         # A 401 or 403 raised here reaches the app's error handler, so it is `{"detail": ...}` like any API error.
         actor = await auth.api_key_actor(request)
         runtime: Runtime = request.app.state.runtime
-        server = build_server(LocalBackend(runtime, actor))
+        server = build_server(LocalBackend(runtime, actor, rate_limited=True))
         manager = StreamableHTTPSessionManager(server, stateless=True, json_response=True)
         async with manager.run():
             await manager.handle_request(scope, receive, send)

@@ -15,6 +15,7 @@ from memex.ingest.detect import decode_text
 from memex.kbs import service as kbs
 from memex.kbs.access import Actor
 from memex.mcp.backend import PLAIN_TEXT_MIMES, join_sections
+from memex.ratelimit import Bucket
 from memex.runtime import Runtime
 from memex.search import service as search
 from memex.search.models import Mode, SearchFilters, SearchRequest
@@ -24,6 +25,8 @@ from memex.search.models import Mode, SearchFilters, SearchRequest
 class LocalBackend:
     runtime: Runtime
     actor: Actor
+    # At /mcp, searches and questions count against the API's rate limits; the local CLI has none.
+    rate_limited: bool = False
 
     async def knowledge_bases(self) -> list[dict[str, Any]]:
         async with self.runtime.engine.begin() as conn:
@@ -31,6 +34,7 @@ class LocalBackend:
         return [KbOut.of(listing).model_dump(mode="json") for listing in listings]
 
     async def search(self, *, query: str, kb_id: str | None, limit: int, mode: str) -> list[dict[str, Any]]:
+        await self._count("search")
         request = SearchRequest(
             query=query,
             limit=limit,
@@ -40,6 +44,7 @@ class LocalBackend:
         return [r.as_dict() for r in await search.search(self.runtime, self.actor, request)]
 
     async def ask(self, *, question: str, kb_id: str | None) -> dict[str, Any]:
+        await self._count("chat")
         request = ChatRequest(message=question, kb_ids=(uuid.UUID(kb_id),) if kb_id else ())
         return (await chat.ask(self.runtime, self.actor, request)).as_dict()
 
@@ -52,3 +57,8 @@ class LocalBackend:
             async with self.runtime.engine.begin() as conn:
                 text = join_sections(await document_store.chunks_of(conn, document_id=doc.id))
         return DocumentOut.of(doc).model_dump(mode="json"), text
+
+    async def _count(self, bucket: Bucket) -> None:
+        if self.rate_limited:
+            # The API's own buckets and key (api/deps.py `rate_limit`), so /mcp is no way around its limits.
+            await self.runtime.rate_limits.hit(bucket, str(self.actor.user_id or "local"))

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import html
+import time
+from dataclasses import dataclass
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.documents.store import vector_literal
-from memex.embeddings.base import Vectors
+from memex.embeddings.base import Embedder, Vectors
 from memex.errors import InvalidInput, NotFound, QueryTooLong
 from memex.kbs import store as kbs
 from memex.kbs.access import Actor
+from memex.logging import query_fields
 from memex.runtime import Runtime
 from memex.search import store
 from memex.search.models import MODES, SearchRequest, SearchResult
 from memex.search.query import ParsedQuery, glob_to_regex, parse_query, word_regex
+
+log = structlog.get_logger("memex.search")
 
 MAX_LIMIT = 200
 _MIN_CANDIDATES = 40
@@ -51,17 +57,38 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
         raise InvalidInput("the query is empty: type some words to search for")
 
     # The query embedding (a few ms on the CPU) runs while the database answers the lookups below.
+    started = time.perf_counter()
+    clock = _Clock()
     embedding = None
     if request.mode != "keyword":
-        embedding = asyncio.create_task(asyncio.to_thread(runtime.embedder.embed_query, parsed.search_text))
+        embedding = asyncio.create_task(asyncio.to_thread(_embed, runtime.embedder, parsed.search_text, clock))
     try:
         # One transaction, one pooled connection, and a commit: psycopg forgets its prepared statements on
         # every rollback, and these statements run on every search.
+        database_started = time.perf_counter()
         async with runtime.engine.begin() as conn:
-            rows = await _run(runtime, conn, actor, request, parsed, embedding)
+            rows = await _run(runtime, conn, actor, request, parsed, embedding, clock)
+        sql_seconds = time.perf_counter() - database_started - clock.waited
     finally:
         if embedding is not None and not embedding.done():
             embedding.cancel()
+    runtime.metrics.searched(
+        mode=request.mode,
+        seconds=time.perf_counter() - started,
+        embedding_seconds=clock.embedding,
+        sql_seconds=sql_seconds,
+        results=len(rows),
+    )
+    log.info(
+        "search",
+        mode=request.mode,
+        results=len(rows),
+        limit=request.limit,
+        kb=",".join(map(str, request.filters.kb_ids)) or None,
+        user=str(actor.user_id) if actor.user_id else None,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        **query_fields(settings, request.query),
+    )
     return [
         SearchResult(
             chunk_id=r.chunk_id,
@@ -87,6 +114,7 @@ async def _run(
     request: SearchRequest,
     parsed: ParsedQuery,
     embedding: asyncio.Task[Vectors] | None,
+    clock: _Clock,
 ) -> list[sa.Row[tuple[object, ...]]]:
     readable = {kb.id for kb in await kbs.list_for(conn, actor)}
     wanted = set(request.filters.kb_ids)
@@ -120,12 +148,36 @@ async def _run(
         mode=request.mode,
         filters=filters,
         query_text=parsed.search_text,
-        query_vector=vector_literal(await embedding) if embedding is not None else None,
+        query_vector=await _vector(embedding, clock),
         limit=request.limit,
         candidates=candidates,
         ef_search=ef_search,
         exact=exact,
     )
+
+
+@dataclass(slots=True)
+class _Clock:
+    """Where a search's time went, for the metrics: the query embedding, and how long the SQL waited for it."""
+
+    embedding: float | None = None
+    waited: float = 0.0
+
+
+def _embed(embedder: Embedder, text: str, clock: _Clock) -> Vectors:
+    started = time.perf_counter()
+    vector = embedder.embed_query(text)
+    clock.embedding = time.perf_counter() - started
+    return vector
+
+
+async def _vector(embedding: asyncio.Task[Vectors] | None, clock: _Clock) -> str | None:
+    if embedding is None:
+        return None
+    started = time.perf_counter()
+    vector = await embedding
+    clock.waited = time.perf_counter() - started
+    return vector_literal(vector)
 
 
 def highlight_html(snippet: str) -> str:

@@ -1,8 +1,9 @@
-"""User administration: `/api/admin/users`. Admins only (through a key, one with the admin scope)."""
+"""Administration: `/api/admin/*` (users, usage, audit). Admins only (through a key, one with the admin scope)."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -10,7 +11,19 @@ from fastapi import APIRouter, Depends, Path, Query
 from memex.accounts import service
 from memex.api import auth
 from memex.api.deps import AdminActor, ConnDep, RuntimeDep
-from memex.api.schemas import UsageOut, UsageRowOut, UserCreated, UserIn, UserOut, UserPatch, error_responses
+from memex.api.schemas import (
+    AuditEntryOut,
+    AuditOut,
+    UsageOut,
+    UsageRowOut,
+    UserCreated,
+    UserIn,
+    UserOut,
+    UserPatch,
+    error_responses,
+)
+from memex.audit import service as audit
+from memex.audit.models import Action, AuditQuery
 from memex.chat import service as chat
 
 router = APIRouter(
@@ -27,9 +40,9 @@ async def list_users(conn: ConnDep) -> list[UserOut]:
 
 
 @router.post("/users", status_code=201)
-async def create_user(body: UserIn, conn: ConnDep) -> UserCreated:
+async def create_user(body: UserIn, actor: AdminActor, conn: ConnDep) -> UserCreated:
     """Create a user (with a personal KB); without a password one is generated and returned only here."""
-    new = await service.create_user(conn, email=body.email, password=body.password, is_admin=body.is_admin)
+    new = await service.create_user(conn, email=body.email, password=body.password, is_admin=body.is_admin, actor=actor)
     return UserCreated(user=UserOut.of(new.user), password=new.password)
 
 
@@ -46,3 +59,21 @@ async def usage(runtime: RuntimeDep, days: Annotated[int, Query(ge=1, le=3660)] 
     """Chat requests, tokens and estimated cost per day, user and model (prices from MEMEX_LLM_PRICES)."""
     rows = await chat.usage_report(runtime, days=days)
     return UsageOut(days=days, rows=[UsageRowOut.model_validate(r) for r in rows], totals=chat.usage_totals(rows))
+
+
+@router.get("/audit")
+async def audit_log(
+    conn: ConnDep,
+    action: Action | None = None,
+    user: Annotated[uuid.UUID | None, Query(description="Entries where this user acted or was acted on.")] = None,
+    since: Annotated[datetime | None, Query(description="From this time on (ISO 8601; UTC without a zone).")] = None,
+    until: Annotated[datetime | None, Query(description="Before this time (ISO 8601; UTC without a zone).")] = None,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> AuditOut:
+    """The audit log, newest first: logins, keys, users, knowledge bases, documents, backups."""
+    query = AuditQuery(action=action, user_id=user, since=since, until=until, limit=limit, offset=offset)
+    page = await audit.list_entries(conn, query)
+    return AuditOut(
+        entries=[AuditEntryOut.model_validate(e) for e in page.entries], total=page.total, limit=limit, offset=offset
+    )

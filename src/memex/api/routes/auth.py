@@ -28,7 +28,7 @@ async def logout(request: Request, actor: CurrentActor, conn: ConnDep, settings:
     """End the current session server-side and clear its cookies (a no-op for API keys)."""
     found = await auth.authentication(request)
     if found.session_token:
-        await sessions.logout(conn, found.session_token)
+        await sessions.logout(conn, actor, found.session_token)
     response = Response(status_code=204)
     auth.clear_session_cookies(response, request, settings)
     return response

@@ -29,6 +29,17 @@ _HEADERS = {
     "Cache-Control": "no-store",
 }
 
+# The OpenAPI UI loads Swagger UI from its CDN (as FastAPI's own page does); its styles are partly inline.
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+_DOCS_HEADERS = {
+    **_HEADERS,
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
+        "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+}
+
 router = APIRouter(tags=["web"], include_in_schema=False)
 templates = Jinja2Templates(directory=WEB / "templates")
 
@@ -80,6 +91,13 @@ async def keys_page(request: Request) -> HTMLResponse:
 @router.get("/admin", response_class=HTMLResponse)
 async def admin_page(request: Request) -> HTMLResponse:
     return _page(request, "admin.html", title="Users", nav="admin")
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def api_docs(request: Request) -> HTMLResponse:
+    response = templates.TemplateResponse(request, "docs.html", {"v": _asset_version(), "swagger": SWAGGER_UI})
+    response.headers.update(_DOCS_HEADERS)
+    return response
 
 
 class _Assets(StaticFiles):
