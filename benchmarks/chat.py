@@ -35,8 +35,8 @@ from search_load import _free_port, _memex, _wait_ready
 from memex.kbs import store as kbs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the LLM doubles live in tests/doubles
-from tests.doubles.openai_server import OpenAIDouble  # noqa: E402
-from tests.doubles.script import reply  # noqa: E402
+from tests.doubles.openai_server import OpenAIDouble
+from tests.doubles.script import reply
 
 GOALS = {"ttft_added": 1.3, "grounding": 0.5, "extractive": 2.0}  # times the search p50
 ANSWER_SENTENCES = 5

@@ -77,7 +77,9 @@ class Bm25:
             score = 0.0
             for w in wanted & terms.keys():
                 f = terms[w]
-                score += self.idf[w] * f * (_BM25_K1 + 1) / (f + _BM25_K1 * (1 - _BM25_B + _BM25_B * length / self.average))
+                score += (
+                    self.idf[w] * f * (_BM25_K1 + 1) / (f + _BM25_K1 * (1 - _BM25_B + _BM25_B * length / self.average))
+                )
             if score:
                 scores[i] = score
         return [self.ids[i] for i in sorted(scores, key=scores.__getitem__, reverse=True)]

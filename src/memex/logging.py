@@ -44,13 +44,13 @@ def _mask_digits(match: re.Match[str]) -> str:
     if 13 <= len(digits) <= 19 and _luhn(digits):
         return "[card]"
     # Nine digits at least (or a leading +), so that dates, years and short numbers stay readable.
-    if 9 <= len(digits) <= 15 or (text.startswith("+") and len(digits) >= 7):
+    if 9 <= len(digits) <= 15 or (text.startswith("+") and 7 <= len(digits) <= 15):
         return "[phone]"
-    return text
+    return "[number]" if len(digits) > 15 else text
 
 
 def mask_personal_data(text: str) -> str:
-    """The text with emails, IBANs, card numbers (Luhn-valid) and phone-like numbers replaced by placeholders."""
+    """The text with emails, IBANs, card numbers (Luhn-valid), phone-like and longer numbers replaced by placeholders."""
     text = _EMAIL.sub("[email]", text)
     text = _IBAN.sub(lambda m: "[iban]" if sum(c.isdigit() for c in m.group(0)) >= 8 else m.group(0), text)
     return _DIGIT_RUN.sub(_mask_digits, text)

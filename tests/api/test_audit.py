@@ -4,6 +4,7 @@ rolled back; the database refuses to change or delete rows except through retent
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -247,11 +248,7 @@ async def test_retention_deletes_only_entries_older_than_the_setting(runtime: Ru
     assert len(pruned) == 1
     assert await audit.apply_retention(runtime) == 0
 
-    keep_all = Runtime(
-        settings=runtime.settings.model_copy(update={"audit_retention_days": 0}),
-        engine=runtime.engine,
-        database_url=runtime.database_url,
-    )
+    keep_all = dataclasses.replace(runtime, settings=runtime.settings.model_copy(update={"audit_retention_days": 0}))
     assert await audit.apply_retention(keep_all, now=datetime.now(UTC) + timedelta(days=3650)) == 0
 
 

@@ -124,7 +124,7 @@ class SentenceVectors:
     def prepare(self, passages: Sequence[Passage]) -> dict[int, PreparedPassage]:
         """Split and embed the passages' sentences (blocking: run it in a thread); keyed by `n`."""
         out: dict[int, PreparedPassage] = {}
-        missing: list[tuple[Passage, list[str]]] = []
+        missing: list[PreparedPassage] = []
         with self._lock:
             for p in passages:
                 hit = self._cache.get((p.chunk_id, p.text))

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -49,6 +50,8 @@ log = structlog.get_logger("memex.chat")
 EXTRACTIVE_MODEL = "extractive"
 TITLE_CHARS = 80
 _REWRITE_TOKENS = 120
+# A piece of the answer that may complete a sentence (which is then embedded while the model goes on).
+_SENTENCE_END = re.compile(r"[.!?\]\n]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,30 +154,43 @@ async def stream(runtime: Runtime, turn: Turn) -> AsyncIterator[ChatEvent]:
         )
         answer.passages = prompt.pack(results, budget_tokens=runtime.settings.chat_context_tokens)
         retrieval_ms = _ms(started)
-        # The passages' sentences are embedded while the model answers: the grounding check needs them.
-        vectors = sentence_vectors(runtime)
-        prepared_task = asyncio.create_task(asyncio.to_thread(vectors.prepare, answer.passages))
+        llm = runtime.llm
+        answer_vectors = grounding.AnswerVectors(runtime.embedder)
+        pending: list[asyncio.Task[object]] = []
         try:
-            llm = runtime.llm
             if llm is None or not answer.passages:
-                async for event in _extractive(runtime, query, prepared_task, answer, intro=extractive.NO_MODEL_INTRO):
+                prepared = grounding.split_passages(answer.passages)
+                async for event in _extractive(query, prepared, answer, intro=extractive.NO_MODEL_INTRO):
                     yield event
+                answer.finished_at = time.perf_counter()
             else:
-                async for event in _generate(runtime, llm, turn, answer):
+                # The passages' sentences, and the answer's as each is complete, are embedded while the model
+                # answers, so the grounding check after the last token has little left to do.
+                prepared_task = asyncio.create_task(
+                    asyncio.to_thread(sentence_vectors(runtime).prepare, answer.passages)
+                )
+                pending.append(prepared_task)
+                async for event in _generate(runtime, llm, turn, answer, answer_vectors, pending):
                     yield event
                 if answer.error is not None:
+                    # The fallback quotes the passages word for word: its check needs no embeddings.
                     yield ErrorEvent(answer.error)
                     answer.text = ""
-                    async for event in _extractive(
-                        runtime, query, prepared_task, answer, intro=extractive.FALLBACK_INTRO
-                    ):
+                    prepared = grounding.split_passages(answer.passages)
+                    async for event in _extractive(query, prepared, answer, intro=extractive.FALLBACK_INTRO):
                         yield event
-            answer.finished_at = time.perf_counter()
-            prepared = await prepared_task
+                    answer.finished_at = time.perf_counter()
+                else:
+                    answer.finished_at = time.perf_counter()
+                    prepared = await prepared_task
+                    await asyncio.gather(*pending, return_exceptions=True)  # a failure is retried by the check
         finally:
-            if not prepared_task.done():
-                prepared_task.cancel()
-        checked = await asyncio.to_thread(grounding.check, runtime.embedder, answer.text, prepared)
+            for task in pending:
+                if not task.done():
+                    task.cancel()
+        checked = await asyncio.to_thread(
+            grounding.check, runtime.embedder, answer.text, prepared, answer_vectors=answer_vectors
+        )
         grounding_ms = _ms(answer.finished_at)
         cited = {n for s in checked.sentences for n in s.citations}
         citations = tuple(
@@ -269,7 +285,14 @@ async def _retrieval_query(runtime: Runtime, turn: Turn, answer: _Answer) -> str
     return prompt.folded_question(turn.message, turn.history, limit=limit)
 
 
-async def _generate(runtime: Runtime, llm: Llm, turn: Turn, answer: _Answer) -> AsyncIterator[TokenEvent]:
+async def _generate(
+    runtime: Runtime,
+    llm: Llm,
+    turn: Turn,
+    answer: _Answer,
+    answer_vectors: grounding.AnswerVectors,
+    pending: list[asyncio.Task[object]],
+) -> AsyncIterator[TokenEvent]:
     settings = runtime.settings
     history = prompt.history_messages(turn.history, budget_tokens=settings.chat_history_tokens)
     question = LlmMessage(role="user", content=prompt.question_message(turn.message, answer.passages))
@@ -287,6 +310,10 @@ async def _generate(runtime: Runtime, llm: Llm, turn: Turn, answer: _Answer) -> 
                     if answer.first_token_at is None:
                         answer.first_token_at = time.perf_counter()
                     answer.text += item.text
+                    if _SENTENCE_END.search(item.text):
+                        complete = answer_vectors.complete(answer.text)
+                        if complete:
+                            pending.append(asyncio.create_task(asyncio.to_thread(answer_vectors.embed, complete)))
                     yield TokenEvent(item.text)
                 else:
                     usage = item
@@ -300,21 +327,14 @@ async def _generate(runtime: Runtime, llm: Llm, turn: Turn, answer: _Answer) -> 
 
 
 async def _extractive(
-    runtime: Runtime,
-    query: str,
-    prepared_task: asyncio.Task[dict[int, grounding.PreparedPassage]],
-    answer: _Answer,
-    *,
-    intro: str,
+    query: str, prepared: dict[int, grounding.PreparedPassage], answer: _Answer, *, intro: str
 ) -> AsyncIterator[TokenEvent]:
     if not answer.passages:
         answer.text = prompt.NOTHING_FOUND
         answer.first_token_at = answer.first_token_at or time.perf_counter()
         yield TokenEvent(answer.text)
         return
-    question = await asyncio.to_thread(runtime.embedder.embed_query, " ".join(query.split()))
-    prepared = await asyncio.shield(prepared_task)
-    text = extractive.compose(extractive.pick_sentences(question, prepared), intro=intro)
+    text = extractive.compose(extractive.pick_sentences(query, prepared), intro=intro)
     answer.first_token_at = answer.first_token_at or time.perf_counter()
     for line in text.splitlines(keepends=True):
         answer.text += line
