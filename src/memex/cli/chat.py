@@ -189,13 +189,13 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--json", help="Print the same JSON object as POST /api/chat with stream: false.")
         ] = False,
         url: Annotated[
-            str | None, typer.Option("--url", help="Ask this Memex server instead [default: MEMEX_URL].")
+            str | None, typer.Option("--url", help="Ask this Memex server instead (default: MEMEX_URL).")
         ] = None,
         api_key: Annotated[
-            str | None, typer.Option("--api-key", help="API key for --url [default: MEMEX_API_KEY].")
+            str | None, typer.Option("--api-key", help="API key for --url (default: MEMEX_API_KEY).")
         ] = None,
     ) -> None:
-        """Ask questions about your documents; answers cite their sources as [n].
+        """Ask questions about your documents; answers cite their sources by number, like \\[1].
 
         With no language model configured (MEMEX_LLM_PROVIDER=none) the answer is the passages' best sentences.
         Sentences that their cited sources do not support are listed under the sources.

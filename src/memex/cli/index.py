@@ -119,10 +119,10 @@ def register(app: typer.Typer) -> None:
         watch: Annotated[bool, typer.Option("--watch", help="Keep watching and re-index changes.")] = False,
         json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
         url: Annotated[
-            str | None, typer.Option("--url", help="Sync to the KB on this Memex server instead [default: MEMEX_URL].")
+            str | None, typer.Option("--url", help="Sync to the KB on this Memex server instead (default: MEMEX_URL).")
         ] = None,
         api_key: Annotated[
-            str | None, typer.Option("--api-key", help="API key for --url [default: MEMEX_API_KEY].")
+            str | None, typer.Option("--api-key", help="API key for --url (default: MEMEX_API_KEY).")
         ] = None,
     ) -> None:
         settings = settings_from(ctx)

@@ -83,10 +83,10 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--json", help="Print the same JSON object as GET /api/search.")
         ] = False,
         url: Annotated[
-            str | None, typer.Option("--url", help="Search on this Memex server instead [default: MEMEX_URL].")
+            str | None, typer.Option("--url", help="Search on this Memex server instead (default: MEMEX_URL).")
         ] = None,
         api_key: Annotated[
-            str | None, typer.Option("--api-key", help="API key for --url [default: MEMEX_API_KEY].")
+            str | None, typer.Option("--api-key", help="API key for --url (default: MEMEX_API_KEY).")
         ] = None,
     ) -> None:
         """Search indexed documents (hybrid vector + full-text by default)."""

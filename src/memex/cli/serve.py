@@ -192,10 +192,10 @@ def register(app: typer.Typer) -> None:
     def serve(
         ctx: typer.Context,
         host: Annotated[
-            str | None, typer.Option("--host", help="Address to listen on [default: MEMEX_HOST, 127.0.0.1].")
+            str | None, typer.Option("--host", help="Address to listen on (default: MEMEX_HOST, 127.0.0.1).")
         ] = None,
         port: Annotated[
-            int | None, typer.Option("--port", min=1, max=65535, help="Port to listen on [default: MEMEX_PORT, 8420].")
+            int | None, typer.Option("--port", min=1, max=65535, help="Port to listen on (default: MEMEX_PORT, 8420).")
         ] = None,
         index: Annotated[
             list[Path] | None,
