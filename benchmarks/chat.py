@@ -136,11 +136,15 @@ async def whole_once(client: httpx.AsyncClient, question: str, samples: Samples)
 
 
 def cited_answer(results: list[dict[str, Any]]) -> str:
-    """Five sentences, each the first sentence of one of the top results, citing it: a grounded answer."""
+    """Five sentences, each restating the first sentence of one of the top results and citing it.
+
+    Each is reworded a little, as a model would: a sentence quoted word for word is supported without a model,
+    which would make the check look cheaper than it is.
+    """
     sentences = []
     for n, r in enumerate(results[:ANSWER_SENTENCES], start=1):
         first = r["text"].split(". ")[0].strip().rstrip(".")
-        sentences.append(f"{first} [{n}].")
+        sentences.append(f"The sources report that {first[:1].lower()}{first[1:]} [{n}].")
     return " ".join(sentences)
 
 

@@ -1,11 +1,16 @@
 """Search under load over HTTP: N concurrent clients against a real `memex serve` for a fixed time.
 
     python benchmarks/search_load.py [--chunks 10000] [--clients 1,8,32] [--seconds 20]
+                                     [--baseline-env MEMEX_METRICS=false ...] [--rounds 3]
 
 The KB is filled with synthetic chunks (real sentences and their real embeddings, mixed with noise; see
 search_latency.py), a `memex serve --no-worker` subprocess serves it, and each client loops over real
 SciFact queries through GET /api/search with an API key. The server's query cache is off, so every request
 pays for its query embedding. Prints p50/p95/p99 latency, throughput and errors per client count.
+
+With --baseline-env, a second server on the same database runs with those settings changed (a feature turned
+off), and the two take turns, --rounds times per client count, so that both see the same machine. Each run
+then also reports the baseline's figures and `throughput_ratio` (server / baseline; 1.0 is no overhead).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -54,9 +60,41 @@ async def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float =
     raise SystemExit("memex serve did not become ready")
 
 
-async def _run_clients(base: str, key: str, queries: list[str], *, clients: int, seconds: float) -> dict[str, object]:
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
+@dataclass
+class Run:
+    """What the clients saw in one run (or several runs of one server, merged)."""
+
+    clients: int
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    wall: float = 0.0
+
+    def add(self, other: Run) -> None:
+        self.latencies += other.latencies
+        self.wall += other.wall
+        for status, n in other.errors.items():
+            self.errors[status] = self.errors.get(status, 0) + n
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.wall
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "clients": self.clients,
+            "requests": len(self.latencies) + sum(self.errors.values()),
+            "errors": sum(self.errors.values()),
+            "error_statuses": self.errors,
+            "throughput_rps": round(self.throughput, 2),
+            "p50_ms": round(percentile(self.latencies, 50), 2),
+            "p95_ms": round(percentile(self.latencies, 95), 2),
+            "p99_ms": round(percentile(self.latencies, 99), 2),
+        }
+
+
+async def _run_clients(base: str, key: str, queries: list[str], *, clients: int, seconds: float) -> Run:
+    run = Run(clients=clients)
+    latencies, errors = run.latencies, run.errors
     stop_at = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
@@ -82,17 +120,8 @@ async def _run_clients(base: str, key: str, queries: list[str], *, clients: int,
     ) as client:
         started = time.perf_counter()
         await asyncio.gather(*(client_loop(n, client) for n in range(clients)))
-        wall = time.perf_counter() - started
-    return {
-        "clients": clients,
-        "requests": len(latencies) + sum(errors.values()),
-        "errors": sum(errors.values()),
-        "error_statuses": errors,
-        "throughput_rps": round(len(latencies) / wall, 2),
-        "p50_ms": round(percentile(latencies, 50), 2),
-        "p95_ms": round(percentile(latencies, 95), 2),
-        "p99_ms": round(percentile(latencies, 99), 2),
-    }
+        run.wall = time.perf_counter() - started
+    return run
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
@@ -131,35 +160,66 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         finally:
             await runtime.close()
 
-        port = _free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "memex", "serve", "--no-worker", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        servers = {"server": env} | ({"baseline": env | args.baseline_env} if args.baseline_env else {})
+        procs: list[subprocess.Popen[bytes]] = []
         try:
-            await _wait_ready(base_url, proc)
-            log("server ready; warming up")
-            await _run_clients(base_url, key, queries, clients=2, seconds=3)
+            urls = {}
+            for name, server_env in servers.items():
+                port = _free_port()
+                urls[name] = f"http://127.0.0.1:{port}"
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "memex", "serve", "--no-worker", "--port", str(port)],
+                        env=server_env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                    )
+                )
+                await _wait_ready(urls[name], procs[-1])
+                log(f"{name} ready; warming up")
+                await _run_clients(urls[name], key, queries, clients=2, seconds=3)
             runs = []
             for clients in args.clients:
-                result = await _run_clients(base_url, key, queries, clients=clients, seconds=args.seconds)
+                result = await _compare(urls, key, queries, clients=clients, seconds=args.seconds, rounds=args.rounds)
                 log(f"{clients} clients: {result}")
                 runs.append(result)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            for proc in procs:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
     return {
         "chunks": args.chunks,
         "synthetic": True,
         "seconds_per_run": args.seconds,
         "query_cache": False,
+        "baseline_env": args.baseline_env or None,
         "runs": runs,
+    }
+
+
+async def _compare(
+    urls: dict[str, str], key: str, queries: list[str], *, clients: int, seconds: float, rounds: int
+) -> dict[str, object]:
+    """One client count against the server, and the baseline taking turns with it when there is one."""
+    if "baseline" not in urls:
+        return (await _run_clients(urls["server"], key, queries, clients=clients, seconds=seconds)).summary()
+    totals = {name: Run(clients=clients) for name in urls}
+    ratios = []
+    for i in range(rounds):
+        this_round = {}
+        # Alternate who goes first, so that neither always runs right after the other.
+        for name in urls if i % 2 == 0 else reversed(urls):
+            this_round[name] = await _run_clients(urls[name], key, queries, clients=clients, seconds=seconds / rounds)
+            totals[name].add(this_round[name])
+        ratios.append(round(this_round["server"].throughput / this_round["baseline"].throughput, 4))
+    return {
+        **totals["server"].summary(),
+        "baseline": totals["baseline"].summary(),
+        "throughput_ratio": round(totals["server"].throughput / totals["baseline"].throughput, 4),
+        "round_ratios": ratios,
     }
 
 
@@ -170,7 +230,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=20.0, help="length of each run (default 20)")
     p.add_argument("--corpus", type=Path, default=SCIFACT / "corpus.jsonl")
     p.add_argument("--queries-file", type=Path, default=SCIFACT / "queries.jsonl")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--baseline-env",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="MEMEX_NAME=VALUE",
+        help="run a baseline server with this setting changed, taking turns with the server (repeatable)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="turns each server takes per client count (default 3)")
+    args = p.parse_args(argv)
+    args.baseline_env = dict(args.baseline_env)
+    return args
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("MEMEX_"):
+        raise argparse.ArgumentTypeError(f"{text!r}: write MEMEX_NAME=VALUE")
+    return name, value
 
 
 if __name__ == "__main__":

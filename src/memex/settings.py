@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from memex.secret_files import SecretFilesSource
@@ -82,6 +82,42 @@ class Settings(BaseSettings):
     login_max_attempts: int = Field(default=5, ge=1, description="Failed logins before an account is locked.")
     login_lockout_minutes: int = Field(
         default=15, ge=1, description="How long a locked account stays locked, in minutes."
+    )
+    password_login: bool = Field(
+        default=True,
+        description="Allow logging in with email and password; false leaves only single sign-on (needs "
+        "MEMEX_OIDC_ISSUER). API keys work either way.",
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer for single sign-on, exactly as the provider names it (e.g. "
+        "https://accounts.google.com); its discovery document is read from /.well-known/openid-configuration. "
+        "Unset: no single sign-on.",
+    )
+    oidc_client_id: str | None = Field(default=None, description="Client ID of Memex at the OpenID provider.")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="Client secret of Memex at the OpenID provider."
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile",
+        description="Scopes asked of the OpenID provider, space-separated (add the one that brings the groups "
+        "claim, if the provider needs one).",
+    )
+    oidc_allowed_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Email domains that may sign in with single sign-on (JSON list or comma-separated, e.g. "
+        "example.com); empty allows any verified email the provider vouches for.",
+    )
+    oidc_admin_group: str | None = Field(
+        default=None,
+        description="Members of this group (in the groups claim) are admins, others are not, set at every "
+        "single sign-on; unset: sign-on never changes who is admin.",
+    )
+    oidc_groups_claim: str = Field(
+        default="groups", description="Name of the ID token or userinfo claim that lists the user's groups."
+    )
+    oidc_display_name: str = Field(
+        default="SSO", description='Provider name on the login page\'s button: "Sign in with <name>".'
     )
     embedding_provider: Literal["local", "openai"] = Field(default="local", description="Where embeddings come from.")
     embedding_model: str = Field(default="all-MiniLM-L6-v2", description="Embedding model name.")
@@ -180,7 +216,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a rate limit: write it like 120/minute or 10/second") from None
         return value
 
-    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", "oidc_allowed_domains", mode="before")
     @classmethod
     def _list_or_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -220,6 +256,37 @@ class Settings(BaseSettings):
                 )
         return [value.strip().lower() for value in values]
 
+    @field_validator("oidc_allowed_domains")
+    @classmethod
+    def _domains(cls, values: list[str]) -> list[str]:
+        return [value.strip().removeprefix("@").lower() for value in values if value.strip()]
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError(
+                f"{value!r} is not an OpenID issuer: it must be an https:// URL (http:// only on a loopback address)"
+            )
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _single_sign_on(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("MEMEX_OIDC_ISSUER is set but MEMEX_OIDC_CLIENT_ID is not: set both for single sign-on")
+        if not self.password_login and not self.oidc_issuer:
+            raise ValueError(
+                "MEMEX_PASSWORD_LOGIN=false needs single sign-on, or nobody could log in: set MEMEX_OIDC_ISSUER "
+                "and MEMEX_OIDC_CLIENT_ID"
+            )
+        return self
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -236,6 +303,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Secrets may come from files (MEMEX_<NAME>_FILE); arguments still win over the environment."""
         return init_settings, SecretFilesSource(settings_cls), env_settings, dotenv_settings, file_secret_settings
+
+    @property
+    def oidc(self) -> bool:
+        """Whether single sign-on is configured."""
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @property
     def embedded(self) -> bool:

@@ -10,6 +10,7 @@ import uuid
 import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from memex.accounts.models import User
 from memex.api.app import create_app
@@ -112,3 +113,14 @@ async def test_requests_are_counted_by_route_template_and_the_database_gauges_ar
         assert str(missing) not in value and str(kb.id) not in value and str(alice.id) not in value
         assert "otters" not in value and "@" not in value and "BREW" not in value
     promtool_check(text)
+
+
+async def test_without_the_database_the_scrape_still_answers_without_its_gauges() -> None:
+    engine = create_async_engine("postgresql+psycopg://nobody:nothing@127.0.0.1:1/none")
+    try:
+        body, _ = await Metrics().exposition(engine)
+    finally:
+        await engine.dispose()
+    scrape = Scrape.of(body.decode())
+    assert scrape.value("memex_build_info") == 1 and scrape.has("process_cpu_seconds_total")
+    assert not scrape.has("memex_vectors") and not scrape.has("memex_queue_jobs")

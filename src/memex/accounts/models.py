@@ -65,6 +65,16 @@ class Login:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingLogin:
+    """A single sign-on sent to the provider, as kept until its callback (by the hash of its state)."""
+
+    nonce: str
+    code_verifier: str
+    redirect_uri: str
+    next_path: str
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     id: uuid.UUID
     user_id: uuid.UUID

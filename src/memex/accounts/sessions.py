@@ -28,6 +28,8 @@ def _locked(until: datetime) -> RateLimited:
 async def login(runtime: Runtime, *, email: str, password: str) -> Login:
     """Check a password and open a session; failures are counted, and too many lock the account for a while."""
     settings = runtime.settings
+    if not settings.password_login:
+        raise PermissionDenied(f"password login is turned off here: sign in with {settings.oidc_display_name}")
     # Failures are committed on their own, so the count survives the error that follows.
     async with runtime.engine.begin() as conn:
         found = await store.credentials(conn, email.strip())
@@ -81,6 +83,17 @@ async def login(runtime: Runtime, *, email: str, password: str) -> Login:
             conn, action=Action.login, actor=actor_for(found.user), target_type="user", target_id=found.user.id
         )
     return Login(user=found.user, token=token, csrf_token=csrf, expires_at=expires_at)
+
+
+async def open_session(conn: AsyncConnection, user: User, *, hours: int) -> Login:
+    """A new session for a user authenticated some other way (single sign-on); only its hash is stored."""
+    token, csrf = tokens.session_token(), tokens.csrf_token()
+    expires_at = datetime.now(UTC) + timedelta(hours=hours)
+    await store.delete_stale_sessions(conn, user_id=user.id)
+    await store.insert_session(
+        conn, token_hash=tokens.digest(token), user_id=user.id, csrf_token=csrf, expires_at=expires_at
+    )
+    return Login(user=user, token=token, csrf_token=csrf, expires_at=expires_at)
 
 
 async def _audit_failure(conn: AsyncConnection, user: User | None, reason: str, *, email: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""All SQL about users, login sessions and API keys."""
+"""All SQL about users, login sessions, single sign-on and API keys."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from memex.accounts.models import ApiKey, Credentials, SessionRecord, User
+from memex.accounts.models import ApiKey, Credentials, PendingLogin, SessionRecord, User
 
 USER_COLUMNS = "u.id, u.email, u.is_admin, u.is_active, u.created_at, u.last_login_at"
 KEY_COLUMNS = (
@@ -208,6 +208,88 @@ async def revoke_user_sessions(conn: AsyncConnection, user_id: uuid.UUID) -> Non
     await conn.execute(
         sa.text("UPDATE sessions SET revoked_at = now() WHERE user_id = :user_id AND revoked_at IS NULL"),
         {"user_id": user_id},
+    )
+
+
+# --- single sign-on ---------------------------------------------------------------------------------------
+
+
+async def user_by_identity(conn: AsyncConnection, *, issuer: str, subject: str) -> User | None:
+    """The user an OpenID account (issuer and subject) is linked to."""
+    row = (
+        await conn.execute(
+            sa.text(
+                f"SELECT {USER_COLUMNS} FROM user_identities i JOIN users u ON u.id = i.user_id "
+                "WHERE i.issuer = :issuer AND i.subject = :subject"
+            ),
+            {"issuer": issuer, "subject": subject},
+        )
+    ).first()
+    return User.from_row(row) if row else None
+
+
+async def link_identity(conn: AsyncConnection, *, issuer: str, subject: str, user_id: uuid.UUID) -> None:
+    await conn.execute(
+        sa.text(
+            "INSERT INTO user_identities (issuer, subject, user_id) VALUES (:issuer, :subject, :user_id) "
+            "ON CONFLICT (issuer, subject) DO NOTHING"
+        ),
+        {"issuer": issuer, "subject": subject, "user_id": user_id},
+    )
+
+
+async def record_sso_login(conn: AsyncConnection, *, issuer: str, subject: str, user_id: uuid.UUID) -> None:
+    """Stamp the user and their identity with the time of a single sign-on."""
+    await conn.execute(sa.text("UPDATE users SET last_login_at = now() WHERE id = :id"), {"id": user_id})
+    await conn.execute(
+        sa.text("UPDATE user_identities SET last_login_at = now() WHERE issuer = :issuer AND subject = :subject"),
+        {"issuer": issuer, "subject": subject},
+    )
+
+
+async def insert_oidc_login(
+    conn: AsyncConnection,
+    *,
+    state_hash: str,
+    nonce: str,
+    code_verifier: str,
+    redirect_uri: str,
+    next_path: str,
+    expires_at: datetime,
+) -> None:
+    """A sign-in sent to the provider; rows past their expiry are swept on the way."""
+    await conn.execute(sa.text("DELETE FROM oidc_logins WHERE expires_at < now()"))
+    await conn.execute(
+        sa.text(
+            "INSERT INTO oidc_logins (state_hash, nonce, code_verifier, redirect_uri, next_path, expires_at) "
+            "VALUES (:state_hash, :nonce, :code_verifier, :redirect_uri, :next_path, :expires_at)"
+        ),
+        {
+            "state_hash": state_hash,
+            "nonce": nonce,
+            "code_verifier": code_verifier,
+            "redirect_uri": redirect_uri,
+            "next_path": next_path,
+            "expires_at": expires_at,
+        },
+    )
+
+
+async def take_oidc_login(conn: AsyncConnection, state_hash: str) -> PendingLogin | None:
+    """Consume a pending sign-in: it is deleted as it is read, so a state works once; None if used or expired."""
+    row = (
+        await conn.execute(
+            sa.text(
+                "DELETE FROM oidc_logins WHERE state_hash = :state_hash "
+                "RETURNING nonce, code_verifier, redirect_uri, next_path, expires_at > now() AS live"
+            ),
+            {"state_hash": state_hash},
+        )
+    ).first()
+    if row is None or not row.live:
+        return None
+    return PendingLogin(
+        nonce=row.nonce, code_verifier=row.code_verifier, redirect_uri=row.redirect_uri, next_path=row.next_path
     )
 
 

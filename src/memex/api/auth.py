@@ -35,6 +35,8 @@ PUBLIC_PATHS = frozenset(
         "/api/health",
         "/api/health/ready",
         "/api/auth/login",
+        "/api/auth/oidc/login",
+        "/api/auth/oidc/callback",
         "/metrics",  # its own rule: loopback or MEMEX_METRICS_TOKEN (routes/metrics.py)
         "/docs",
         "/openapi.json",
@@ -165,7 +167,8 @@ async def admin_actor(request: Request) -> Actor:
     return actor
 
 
-def _secure(request: Request, settings: Settings) -> bool:
+def secure_cookies(request: Request, settings: Settings) -> bool:
+    """Whether cookies must be Secure: the request, or the server's public URL, is https."""
     return request.url.scheme == "https" or (settings.public_url or "").startswith("https://")
 
 
@@ -176,7 +179,7 @@ def set_session_cookies(
     common = {
         "max_age": settings.session_hours * 3600,
         "samesite": "lax",
-        "secure": _secure(request, settings),
+        "secure": secure_cookies(request, settings),
         "path": "/",
     }
     response.set_cookie(SESSION_COOKIE, token, httponly=True, **common)  # type: ignore[arg-type]
@@ -184,6 +187,6 @@ def set_session_cookies(
 
 
 def clear_session_cookies(response: Response, request: Request, settings: Settings) -> None:
-    secure = _secure(request, settings)
+    secure = secure_cookies(request, settings)
     response.delete_cookie(SESSION_COOKIE, path="/", samesite="lax", secure=secure, httponly=True)
     response.delete_cookie(CSRF_COOKIE, path="/", samesite="lax", secure=secure)

@@ -1,7 +1,7 @@
 """HTTP hardening around the whole app: security headers, CORS, Host checking, header and body size limits.
 
-Outermost first: SecurityHeaders → CORS → HostCheck → RequestLimits → the routes. So every answer, refusals
-included, carries the security headers, and a listed origin can read the refusals it gets.
+Outermost first: (the access log →) SecurityHeaders → CORS → HostCheck → RequestLimits → the routes. So every
+answer, refusals included, is logged and carries the security headers, and a listed origin can read its refusals.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Annotated
 
 import typer
@@ -18,7 +19,7 @@ def entry_json(entry: AuditEntry) -> dict[str, object]:
     """An entry as GET /api/admin/audit shows it."""
     return {
         "id": entry.id,
-        "at": entry.at.isoformat(),
+        "at": entry.at.astimezone(UTC).isoformat(),
         "action": entry.action,
         "outcome": entry.outcome,
         "actor_user_id": str(entry.actor_user_id) if entry.actor_user_id else None,
@@ -66,10 +67,15 @@ def register(app: typer.Typer) -> None:
             typer.echo("No audit entries.")
             return
         for e in page.entries:
-            actor = e.actor_email or (str(e.actor_user_id) if e.actor_user_id else "(memex)")
+            # No user: Memex itself or the local CLI, or someone not logged in (a failed login, from an address).
+            actor = e.actor_email or (
+                str(e.actor_user_id) if e.actor_user_id else "(local)" if not e.ip else "(anonymous)"
+            )
             if e.actor_key_id:
                 actor += f" (key {e.actor_key_id})"
             target = f"  {e.target_type} {e.target_id or ''}".rstrip() if e.target_type else ""
-            typer.echo(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.action}  {e.outcome}  {actor}  from {e.ip or 'local'}{target}")
+            typer.echo(
+                f"{e.at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}  {e.action}  {e.outcome}  {actor}  from {e.ip or 'local'}{target}"
+            )
         if page.total > offset + len(page.entries):
             typer.echo(f"({page.total - offset - len(page.entries)} older entries: see --offset and --limit)")

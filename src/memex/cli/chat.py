@@ -17,7 +17,7 @@ from rich.markup import escape
 from memex.chat import service
 from memex.chat.models import ChatRequest
 from memex.cli.kb_resolve import resolve_kb
-from memex.cli.main import EXIT_FATAL, err_console, quiet_logging, settings_from
+from memex.cli.main import EXIT_FATAL, err_console, settings_from
 from memex.cli.remote import RemoteClient
 from memex.errors import MemexError, NotFound
 from memex.kbs.access import Actor
@@ -201,7 +201,6 @@ def register(app: typer.Typer) -> None:
         Sentences that their cited sources do not support are listed under the sources.
         """
         settings = settings_from(ctx)
-        quiet_logging(settings)
         server = url or settings.url
         key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
         if question is None and json_out:

@@ -36,6 +36,8 @@ def settings_from(ctx: typer.Context) -> Settings:
         except ValueError as exc:
             err_console.print(f"[red]error:[/red] invalid configuration: {exc}")
             raise typer.Exit(EXIT_FATAL) from exc
+        # Until a command configures its own (serve, worker), logs go to stderr: stdout is the command's output.
+        quiet_logging(ctx.obj)
     settings: Settings = ctx.obj
     return settings
 

@@ -72,6 +72,30 @@ api_keys = sa.Table(
     sa.Index("api_keys_user_idx", "user_id"),
 )
 
+# Single sign-on: the OpenID Connect account (issuer and subject) behind a user.
+user_identities = sa.Table(
+    "user_identities",
+    metadata,
+    sa.Column("issuer", sa.Text, primary_key=True),
+    sa.Column("subject", sa.Text, primary_key=True),
+    sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("user_identities_user_idx", "user_id"),
+)
+
+# Sign-ins sent to the OpenID provider and not back yet: each callback consumes its row once.
+oidc_logins = sa.Table(
+    "oidc_logins",
+    metadata,
+    sa.Column("state_hash", sa.Text, primary_key=True),
+    sa.Column("nonce", sa.Text, nullable=False),
+    sa.Column("code_verifier", sa.Text, nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("next_path", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 knowledge_bases = sa.Table(
     "knowledge_bases",
     metadata,

@@ -6,6 +6,7 @@ import os
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
@@ -15,6 +16,8 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 import memex
+from memex.accounts import sso
+from memex.settings import Settings
 
 WEB = Path(memex.__file__).parent / "web"
 
@@ -70,7 +73,26 @@ async def chat_page(request: Request) -> HTMLResponse:
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", title="Log in")
+    return login_response(request)
+
+
+def login_response(request: Request, *, error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    """The login page: the password form and/or the single sign-on button, as configured, with an error if any."""
+    settings: Settings = request.app.state.settings
+    sso_url = None
+    if settings.oidc:
+        sso_url = "/api/auth/oidc/login?" + urlencode({"next": sso.safe_next(request.query_params.get("next"))})
+    response = _page(
+        request,
+        "login.html",
+        title="Log in",
+        error=error,
+        password_login=settings.password_login,
+        sso_url=sso_url,
+        sso_name=settings.oidc_display_name,
+    )
+    response.status_code = status_code
+    return response
 
 
 @router.get("/kbs", response_class=HTMLResponse)

@@ -1,4 +1,4 @@
-// Log in with email and password, then go back to the page that sent us here.
+// Log in with email and password (or single sign-on, a plain link), then go back to the page that sent us here.
 
 import { api } from "./api.js";
 import { $, busy, clearError, showError } from "./ui.js";
@@ -12,6 +12,7 @@ function nextPath() {
 async function login(event) {
   event.preventDefault();
   const form = event.currentTarget;
+  if (!form.email) return; // password login is off: only the single sign-on button is shown
   const error = $("#login-error");
   clearError(error);
   const email = form.email.value.trim();
