@@ -6,6 +6,7 @@ httpx's ASGITransport presents the client as 127.0.0.1 (loopback) unless told ot
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -124,3 +125,13 @@ async def test_without_the_database_the_scrape_still_answers_without_its_gauges(
     scrape = Scrape.of(body.decode())
     assert scrape.value("memex_build_info") == 1 and scrape.has("process_cpu_seconds_total")
     assert not scrape.has("memex_vectors") and not scrape.has("memex_queue_jobs")
+
+
+def test_every_metric_is_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    metrics = Metrics()
+    families = [*metrics.registry.collect(), *metrics._snapshot.describe()]
+    names = {f"{f.name}_total" if f.type == "counter" else f.name for f in families if f.name.startswith("memex_")}
+    assert len(names) > 25
+    for name in sorted(names):
+        assert f"`{name}`" in readme, f"{name} is not in README.md's metrics table"

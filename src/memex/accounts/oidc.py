@@ -94,7 +94,7 @@ class OidcClient:
     async def _get_json(self, url: str, what: str, *, headers: dict[str, str] | None = None) -> dict[str, Any]:
         try:
             async with self._http() as http:
-                response = await http.get(url, headers=headers, withhold_token=True)
+                response = await http.request("GET", url, headers=headers, withhold_token=True)
         except httpx2.HTTPError as exc:
             raise _provider_unavailable(self.issuer, f"{what} unreachable: {type(exc).__name__}") from exc
         if response.status_code != 200:

@@ -127,7 +127,9 @@ async def finish(runtime: Runtime, answer: Callback, *, browser_state: str | Non
         email = _checked_email(runtime.settings, identity.claims)
     except MemexError as exc:
         refused = exc if isinstance(exc, _EmailRefused) else None
-        await _audit_refusal(runtime, None, refused.reason if refused else stage, email=refused.email if refused else None)
+        await _audit_refusal(
+            runtime, None, refused.reason if refused else stage, email=refused.email if refused else None
+        )
         raise
     user = await _user_for(runtime, identity, email)
     if not user.is_active:

@@ -44,12 +44,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     errors.install(app)
     security.install(app, settings)  # inside the access log, so that its refusals are logged too
     access_log.install(app)
-    from memex.api.routes import admin, health, kbs, keys, metrics
+    from memex.api.routes import admin, health, kbs, keys, metrics, oidc
     from memex.api.routes import auth as auth_routes
 
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(auth_routes.router)
+    app.include_router(oidc.router)
     app.include_router(keys.router)
     app.include_router(kbs.router)
     app.include_router(admin.router)

@@ -7,6 +7,7 @@
 // email_verified (true|false), groups (comma-separated) and name signs in as that account, made on the spot.
 // Consent is granted without asking (a first-party client). GET /mixup/.well-known/openid-configuration is
 // a lying discovery document: this provider's endpoints under another issuer name, as in a mix-up attack.
+// Every other request goes to oidc-provider itself.
 
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import http from "node:http";
@@ -90,6 +91,8 @@ async function interaction(req, res, uid, action) {
 
 async function mixup(res) {
   const real = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
+  // Posing as a provider that does not name itself in its responses (RFC 9207), as many do not.
+  delete real.authorization_response_iss_parameter_supported;
   send(res, 200, { ...real, issuer: `${issuer}/mixup` });
 }
 
