@@ -317,7 +317,7 @@ async def quality(args: argparse.Namespace) -> dict[str, object]:
     answered = 0
     ask_ms: list[float] = []
     with scratch_database(keep=args.keep_db) as scratch:
-        runtime = await bench_runtime(scratch, llm_provider="none")
+        runtime = await bench_runtime(scratch, llm_provider="none", log_level="WARNING")
         try:
             key = f"bench:retrieval:{signature(args, runtime, docs)}"
             cached = await cached_index(runtime, key)

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -219,6 +220,7 @@ async def _compare(
         **totals["server"].summary(),
         "baseline": totals["baseline"].summary(),
         "throughput_ratio": round(totals["server"].throughput / totals["baseline"].throughput, 4),
+        "median_round_ratio": round(statistics.median(ratios), 4),
         "round_ratios": ratios,
     }
 

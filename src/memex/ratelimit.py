@@ -13,25 +13,34 @@ from typing import Literal
 
 import redis.asyncio
 import structlog
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from memex.errors import RateLimited
+from memex.kbs.access import Actor
 from memex.metrics import Metrics
 from memex.settings import Settings
 
 log = structlog.get_logger("memex.ratelimit")
 
-Bucket = Literal["search", "chat"]
-_WHAT = {"search": "searches", "chat": "chat questions"}
+Bucket = Literal["search", "chat", "upload", "login"]
+_WHAT = {"search": "searches", "chat": "chat questions", "upload": "uploads", "login": "login attempts"}
 
 
-def parse_limit(text: str) -> RateLimitItem | None:
-    """`120/minute`, `10 per second`, `1000/day`…; an empty text or `0` means no limit."""
+def parse_limits(text: str) -> list[RateLimitItem]:
+    """`120/minute`, or several windows for a burst and a sustained rate: `10/second;120/minute`.
+    An empty text or `0` means no limit."""
     if text.strip() in ("", "0"):
-        return None
-    return parse(text)
+        return []
+    return list(parse_many(text))
+
+
+def caller(actor: Actor) -> str:
+    """Whose budget a request spends: its API key's, else its user's (the local CLI is never limited here)."""
+    if actor.api_key_id is not None:
+        return f"key:{actor.api_key_id}"
+    return f"user:{actor.user_id or 'local'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +64,11 @@ class RateLimits:
 
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
         self._metrics = metrics
-        self._items: dict[Bucket, RateLimitItem | None] = {
-            "search": parse_limit(settings.rate_limit_search),
-            "chat": parse_limit(settings.rate_limit_chat),
+        self._items: dict[Bucket, list[RateLimitItem]] = {
+            "search": parse_limits(settings.rate_limit_search),
+            "chat": parse_limits(settings.rate_limit_chat),
+            "upload": parse_limits(settings.rate_limit_upload),
+            "login": parse_limits(settings.rate_limit_login),
         }
         storage: Storage
         # Our own pool, so that `close` can release its connections (the storage has no way to).
@@ -90,10 +101,25 @@ class RateLimits:
             await self._pool.aclose()
 
     async def hit(self, bucket: Bucket, who: str) -> Allowance | None:
-        """Count one request of `who`; raises RateLimited past the limit. None when the bucket has no limit."""
-        item = self._items[bucket]
-        if item is None:
-            return None
+        """Count one request of `who` in every window of the bucket; raises RateLimited past any of them.
+        Returns what is left in the tightest window, or None when the bucket has no limit."""
+        tightest: Allowance | None = None
+        for item in self._items[bucket]:
+            allowed, allowance = await self._hit_one(item, bucket, who)
+            if not allowed:
+                if self._metrics is not None:
+                    self._metrics.limited(bucket)
+                raise RateLimited(
+                    f"too many {_WHAT[bucket]}: the limit is {item.amount} per {_window(item)}; "
+                    f"try again in {allowance.reset_seconds} s",
+                    retry_after=allowance.reset_seconds,
+                    headers=allowance.headers(),
+                )
+            if tightest is None or allowance.remaining < tightest.remaining:
+                tightest = allowance
+        return tightest
+
+    async def _hit_one(self, item: RateLimitItem, bucket: Bucket, who: str) -> tuple[bool, Allowance]:
         try:
             allowed = await self._limiter.hit(item, bucket, who)
             stats = await self._limiter.get_window_stats(item, bucket, who)
@@ -104,21 +130,11 @@ class RateLimits:
             self.redis_error = str(exc) or type(exc).__name__
             allowed = await self._fallback.hit(item, bucket, who)
             stats = await self._fallback.get_window_stats(item, bucket, who)
-        allowance = Allowance(
+        return allowed, Allowance(
             limit=item.amount,
             remaining=max(0, stats.remaining),
             reset_seconds=max(1, int(stats.reset_time - time.time() + 0.999)),
         )
-        if not allowed:
-            if self._metrics is not None:
-                self._metrics.limited(bucket)
-            raise RateLimited(
-                f"too many {_WHAT[bucket]}: the limit is {item.amount} per {_window(item)}; "
-                f"try again in {allowance.reset_seconds} s",
-                retry_after=allowance.reset_seconds,
-                headers=allowance.headers(),
-            )
-        return allowance
 
 
 def _window(item: RateLimitItem) -> str:

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     rate_limit_chat: str = Field(
         default="30/minute", description="Chat questions per user, e.g. 30/minute or 500/day; empty or 0: no limit."
     )
+    rate_limit_upload: str = Field(
+        default="20/second", description="Upload requests per user or key; ';' adds windows (e.g. 20/second;5000/hour)."
+    )
+    rate_limit_login: str = Field(
+        default="30/minute;300/hour", description="Login attempts per client address; ';' adds windows."
+    )
     session_hours: int = Field(default=24, ge=1, description="How long a login session lasts, in hours.")
     login_max_attempts: int = Field(default=5, ge=1, description="Failed logins before an account is locked.")
     login_lockout_minutes: int = Field(
@@ -205,13 +211,13 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(default=None, description="API key the CLI sends to the server at MEMEX_URL.")
 
-    @field_validator("rate_limit_search", "rate_limit_chat")
+    @field_validator("rate_limit_search", "rate_limit_chat", "rate_limit_upload", "rate_limit_login")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
-        from memex.ratelimit import parse_limit
+        from memex.ratelimit import parse_limits
 
         try:
-            parse_limit(value)
+            parse_limits(value)
         except ValueError:
             raise ValueError(f"{value!r} is not a rate limit: write it like 120/minute or 10/second") from None
         return value

@@ -163,9 +163,7 @@ async def test_first_sign_in_creates_a_normal_user_with_a_personal_kb_and_a_sess
     assert row is not None and row.password_hash is None
     async with sso.runtime.engine.connect() as conn:
         linked = (await conn.execute(sa.text("SELECT issuer, subject, user_id FROM user_identities"))).one()
-        audited = (
-            await conn.execute(sa.text("SELECT action, detail FROM audit_log ORDER BY id DESC LIMIT 1"))
-        ).one()
+        audited = (await conn.execute(sa.text("SELECT action, detail FROM audit_log ORDER BY id DESC LIMIT 1"))).one()
     assert (linked.issuer, linked.subject, linked.user_id) == (sso.runtime.settings.oidc_issuer, who.sub, row.id)
     assert audited.action == "login" and audited.detail == {"via": "sso"}
 
@@ -187,9 +185,7 @@ async def test_an_existing_user_is_linked_by_their_verified_email(sso: Sso, make
     me = (await browser.get(f"{BASE}/api/auth/me")).json()
     assert me["user"]["id"] == str(existing.id)
     # Their password still works: single sign-on was added, nothing taken away.
-    password = await sso.browser().post(
-        f"{BASE}/api/auth/login", json={"email": existing.email, "password": PASSWORD}
-    )
+    password = await sso.browser().post(f"{BASE}/api/auth/login", json={"email": existing.email, "password": PASSWORD})
     assert password.status_code == 200
 
 
@@ -246,7 +242,9 @@ async def test_a_disallowed_domain_is_refused(sso_for: SsoFactory) -> None:
 async def test_an_unverified_email_is_refused(sso: Sso) -> None:
     _, response = await sso.sign_in(account("frank@example.com", email_verified=False))
     assert response.status_code == 403
-    assert detail(response) == "the sign-in provider has not verified the email frank@example.com: verify it there first"
+    assert (
+        detail(response) == "the sign-in provider has not verified the email frank@example.com: verify it there first"
+    )
     assert await sso.user_row("frank@example.com") is None
 
 
@@ -474,5 +472,7 @@ def test_settings_refuse_what_cannot_work() -> None:
         Settings(oidc_issuer="https://id.example.com")
     with pytest.raises(ValidationError, match="must be an https:// URL"):
         Settings(oidc_issuer="http://id.example.com", oidc_client_id="memex")
-    settings = Settings(oidc_issuer="https://id.example.com", oidc_client_id="memex", oidc_allowed_domains="@A.com,b.org")
+    settings = Settings(
+        oidc_issuer="https://id.example.com", oidc_client_id="memex", oidc_allowed_domains="@A.com,b.org"
+    )
     assert settings.oidc and settings.oidc_allowed_domains == ["a.com", "b.org"]

@@ -52,7 +52,7 @@ class OidcProvider:
 
     def __init__(self, redirect_uris: list[str]) -> None:
         clients = [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": redirect_uris}]
-        self._errors = tempfile.TemporaryFile(mode="w+")
+        self._errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (kept open for the process, closed by stop)
         self._process = subprocess.Popen(
             ["node", str(HERE / "provider.mjs")],
             env={**os.environ, "OIDC_CLIENTS": json.dumps(clients)},

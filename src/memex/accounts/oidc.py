@@ -53,7 +53,8 @@ class ProviderMetadata:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A user as the provider vouches for them: the validated ID token's claims, with userinfo's added."""
+    """A user as the provider vouches for them: the validated ID token's claims, with userinfo's added when the
+    token lacks some that Memex needs."""
 
     issuer: str
     subject: str
@@ -73,6 +74,9 @@ class OidcClient:
         self.client_id = settings.oidc_client_id
         self._secret = settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None
         self.scope = settings.oidc_scopes
+        # Claims Memex decides with: asked of the userinfo endpoint when the ID token lacks one.
+        groups = (settings.oidc_groups_claim,) if settings.oidc_admin_group else ()
+        self._wanted = ("email", "email_verified", *groups)
         self._metadata: ProviderMetadata | None = None
         self._metadata_at = 0.0
         self._keys: KeySet | None = None
@@ -182,7 +186,8 @@ class OidcClient:
         if not isinstance(id_token, str):
             raise AuthenticationRequired("the sign-in provider returned no ID token: is the 'openid' scope asked?")
         claims = await self._validate(meta, id_token, nonce=nonce, access_token=access_token)
-        if meta.userinfo_endpoint and isinstance(access_token, str):
+        lacking = any(name not in claims for name in self._wanted)
+        if lacking and meta.userinfo_endpoint and isinstance(access_token, str):
             claims = {**await self._userinfo(meta.userinfo_endpoint, access_token, claims["sub"]), **claims}
         return Identity(issuer=self.issuer, subject=str(claims["sub"]), claims=claims)
 

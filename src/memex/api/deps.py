@@ -13,7 +13,7 @@ from memex.api import auth
 from memex.kbs import service as kbs
 from memex.kbs.access import Actor, Role
 from memex.kbs.models import KnowledgeBase
-from memex.ratelimit import Bucket
+from memex.ratelimit import Bucket, caller
 from memex.runtime import Runtime
 from memex.settings import Settings
 
@@ -66,8 +66,16 @@ def rate_limit(bucket: Bucket) -> Callable[..., Awaitable[None]]:
     left in RateLimit-* headers."""
 
     async def counted(actor: CurrentActor, runtime: RuntimeDep, response: Response) -> None:
-        allowance = await runtime.rate_limits.hit(bucket, str(actor.user_id or "local"))
+        allowance = await runtime.rate_limits.hit(bucket, caller(actor))
         if allowance is not None:
             response.headers.update(allowance.headers())
 
     return counted
+
+
+async def login_rate_limit(request: Request, runtime: RuntimeDep, response: Response) -> None:
+    """Login attempts counted per client address (there is no one to count them for yet)."""
+    address = request.client.host if request.client else "unknown"
+    allowance = await runtime.rate_limits.hit("login", f"ip:{address}")
+    if allowance is not None:
+        response.headers.update(allowance.headers())

@@ -1,9 +1,10 @@
 """Answers without a language model: the passages' sentences that answer the question best, each cited.
 
-Sentences are ranked by how much of the question they hold: its content words, each weighted by how few of the
-candidate sentences hold it (a word every sentence has tells them apart no better than none). A bonus for the
-passage's rank in the hybrid search, which already weighed meaning and words over whole passages, breaks near
-ties; at most two sentences come from one passage. No model runs, so the answer costs little more than the search.
+The answer leads with the best sentence of the search's first passage: hybrid search, which weighs meaning and
+words over whole passages, picks the most relevant source better than any one sentence's words do. Sentences are
+ranked by how much of the question they hold: its content words, each weighted by how few of the candidate
+sentences hold it (a word every sentence has tells them apart no better than none), with a bonus for the
+passage's rank; at most two come from one passage. No model runs, so the answer costs little more than the search.
 """
 
 from __future__ import annotations
@@ -52,16 +53,17 @@ def pick_sentences(question: str, prepared: Mapping[int, PreparedPassage], *, co
         for rank, n, sentence, found in candidates
     ]
     scored.sort(key=lambda c: c.score, reverse=True)  # stable: ties keep the search's order
-    picked: list[Pick] = []
-    taken: dict[int, int] = {}
+    lead = next((c for c in scored if c.n == min(prepared, default=None)), None)
+    picked: list[Pick] = [lead] if lead is not None else []
+    taken: dict[int, int] = {lead.n: 1} if lead is not None else {}
     for c in scored:
-        if taken.get(c.n, 0) >= PER_PASSAGE:
+        if len(picked) >= count:
+            break
+        if c is lead or taken.get(c.n, 0) >= PER_PASSAGE:
             continue
         picked.append(c)
         taken[c.n] = taken.get(c.n, 0) + 1
-        if len(picked) == count:
-            break
-    return picked
+    return picked[:count]
 
 
 def _bonus(rank: int) -> float:

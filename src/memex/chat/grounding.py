@@ -180,25 +180,38 @@ class AnswerVectors:
     def __init__(self, embedder: Embedder) -> None:
         self._embedder = embedder
         self._known: dict[str, Vectors] = {}
-        self._scheduled: set[str] = set()
+        self._waiting: dict[str, None] = {}  # complete sentences not embedded yet, in order
         self._lock = threading.Lock()
+        # One model call at a time: sentences completed while one runs go together into the next.
+        self._model = threading.Lock()
 
-    def complete(self, partial: str) -> list[str]:
-        """The cited sentences of an unfinished answer that another sentence follows, not handed out before."""
+    def note(self, partial: str) -> bool:
+        """Note the cited sentences of an unfinished answer that another sentence follows; whether any is new."""
         done = [s.plain for s in split_sentences(partial)[:-1] if s.citations]
         with self._lock:
-            new = [s for s in dict.fromkeys(done) if s not in self._scheduled]
-            self._scheduled.update(new)
-        return new
+            new = [s for s in done if s not in self._known and s not in self._waiting]
+            self._waiting.update(dict.fromkeys(new))
+        return bool(new)
+
+    def waiting(self) -> bool:
+        with self._lock:
+            return bool(self._waiting)
+
+    def embed_waiting(self) -> None:
+        """Embed the noted sentences not embedded yet, in one model call (blocking)."""
+        self.embed(())
 
     def embed(self, sentences: Sequence[str]) -> Vectors:
-        """One row per sentence; only sentences not embedded before go through the model (blocking)."""
-        with self._lock:
-            missing = [s for s in dict.fromkeys(sentences) if s not in self._known]
-        if missing:
-            made = self._embedder.embed_documents(missing)
+        """One row per sentence; the model sees only those not embedded before, with any waiting (blocking)."""
+        with self._model:
             with self._lock:
-                self._known.update(zip(missing, made, strict=True))
+                missing = [s for s in dict.fromkeys([*self._waiting, *sentences]) if s not in self._known]
+            if missing:
+                made = self._embedder.embed_documents(missing)
+                with self._lock:
+                    self._known.update(zip(missing, made, strict=True))
+                    for s in missing:
+                        self._waiting.pop(s, None)
         with self._lock:
             rows = [self._known[s] for s in sentences]
         return np.stack(rows) if rows else np.zeros((0, self._embedder.dimension), dtype=np.float32)

@@ -121,6 +121,44 @@ async def prepare_stateless(
 
 
 @dataclass
+class _Embedding:
+    """What is embedded while the model answers, so the grounding check after its last token has little left to do:
+    the passages' sentences first, then the answer's, each once it is complete."""
+
+    passages: asyncio.Task[dict[int, grounding.PreparedPassage]]
+    answer: grounding.AnswerVectors
+    sentences: asyncio.Task[None] | None = None
+
+    @classmethod
+    def start(
+        cls, vectors: grounding.SentenceVectors, passages: Sequence[Passage], answer: grounding.AnswerVectors
+    ) -> _Embedding:
+        return cls(passages=asyncio.create_task(asyncio.to_thread(vectors.prepare, passages)), answer=answer)
+
+    def sentence_may_end(self, partial: str) -> None:
+        if self.answer.note(partial) and (self.sentences is None or self.sentences.done()):
+            self.sentences = asyncio.create_task(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        # The model runs one call at a time: sentences completed while the passages are embedded wait, and go
+        # through together afterwards.
+        await asyncio.wait([self.passages])
+        while self.answer.waiting():
+            await asyncio.to_thread(self.answer.embed_waiting)
+
+    async def finish(self) -> dict[int, grounding.PreparedPassage]:
+        prepared = await self.passages
+        if self.sentences is not None:
+            await asyncio.gather(self.sentences, return_exceptions=True)  # a failure is retried by the check
+        return prepared
+
+    def cancel(self) -> None:
+        for task in (self.passages, self.sentences):
+            if task is not None and not task.done():
+                task.cancel()
+
+
+@dataclass
 class _Answer:
     """What one answer accumulates on its way."""
 
@@ -156,7 +194,7 @@ async def stream(runtime: Runtime, turn: Turn) -> AsyncIterator[ChatEvent]:
         retrieval_ms = _ms(started)
         llm = runtime.llm
         answer_vectors = grounding.AnswerVectors(runtime.embedder)
-        pending: list[asyncio.Task[object]] = []
+        embedding: _Embedding | None = None
         try:
             if llm is None or not answer.passages:
                 prepared = grounding.split_passages(answer.passages)
@@ -164,13 +202,8 @@ async def stream(runtime: Runtime, turn: Turn) -> AsyncIterator[ChatEvent]:
                     yield event
                 answer.finished_at = time.perf_counter()
             else:
-                # The passages' sentences, and the answer's as each is complete, are embedded while the model
-                # answers, so the grounding check after the last token has little left to do.
-                prepared_task = asyncio.create_task(
-                    asyncio.to_thread(sentence_vectors(runtime).prepare, answer.passages)
-                )
-                pending.append(prepared_task)
-                async for event in _generate(runtime, llm, turn, answer, answer_vectors, pending):
+                embedding = _Embedding.start(sentence_vectors(runtime), answer.passages, answer_vectors)
+                async for event in _generate(runtime, llm, turn, answer, embedding):
                     yield event
                 if answer.error is not None:
                     # The fallback quotes the passages word for word: its check needs no embeddings.
@@ -182,12 +215,10 @@ async def stream(runtime: Runtime, turn: Turn) -> AsyncIterator[ChatEvent]:
                     answer.finished_at = time.perf_counter()
                 else:
                     answer.finished_at = time.perf_counter()
-                    prepared = await prepared_task
-                    await asyncio.gather(*pending, return_exceptions=True)  # a failure is retried by the check
+                    prepared = await embedding.finish()
         finally:
-            for task in pending:
-                if not task.done():
-                    task.cancel()
+            if embedding is not None:
+                embedding.cancel()
         checked = await asyncio.to_thread(
             grounding.check, runtime.embedder, answer.text, prepared, answer_vectors=answer_vectors
         )
@@ -290,8 +321,7 @@ async def _generate(
     llm: Llm,
     turn: Turn,
     answer: _Answer,
-    answer_vectors: grounding.AnswerVectors,
-    pending: list[asyncio.Task[object]],
+    embedding: _Embedding,
 ) -> AsyncIterator[TokenEvent]:
     settings = runtime.settings
     history = prompt.history_messages(turn.history, budget_tokens=settings.chat_history_tokens)
@@ -311,9 +341,7 @@ async def _generate(
                         answer.first_token_at = time.perf_counter()
                     answer.text += item.text
                     if _SENTENCE_END.search(item.text):
-                        complete = answer_vectors.complete(answer.text)
-                        if complete:
-                            pending.append(asyncio.create_task(asyncio.to_thread(answer_vectors.embed, complete)))
+                        embedding.sentence_may_end(answer.text)
                     yield TokenEvent(item.text)
                 else:
                     usage = item

@@ -30,6 +30,8 @@ POLL_WINDOW = 25
 # Give up waiting when no upload has finished for this long: the server has no worker running.
 STALL_SECONDS = 600.0
 CHAT_TIMEOUT_SECONDS = 600.0
+RATE_LIMIT_RETRIES = 5
+MAX_RATE_LIMIT_WAIT = 60.0
 
 _ERRORS: dict[int, type[errors.MemexError]] = {
     400: errors.InvalidInput,
@@ -44,6 +46,15 @@ _ERRORS: dict[int, type[errors.MemexError]] = {
 }
 # Errors that would fail every other file too: stop at once rather than report each file.
 _FATAL = (errors.AuthenticationRequired, errors.PermissionDenied, errors.ServiceUnavailable, errors.RateLimited)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    if response.status_code != 429:
+        return None
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
 
 
 def _error(response: httpx.Response) -> errors.MemexError:
@@ -76,12 +87,19 @@ class RemoteClient:
         await self._http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise errors.ServiceUnavailable(f"the Memex server at {self.url} did not answer in time") from exc
-        except httpx.HTTPError as exc:
-            raise errors.ServiceUnavailable(f"cannot reach the Memex server at {self.url}: {exc}") from exc
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.TimeoutException as exc:
+                raise errors.ServiceUnavailable(f"the Memex server at {self.url} did not answer in time") from exc
+            except httpx.HTTPError as exc:
+                raise errors.ServiceUnavailable(f"cannot reach the Memex server at {self.url}: {exc}") from exc
+            wait = _retry_after(response)
+            # A rate limit with a short wait is waited out: a large folder sync should slow down, not stop.
+            if wait is not None and wait <= MAX_RATE_LIMIT_WAIT and attempt < RATE_LIMIT_RETRIES:
+                await asyncio.sleep(wait)
+                continue
+            break
         if response.is_error:
             raise _error(response)
         return response

@@ -15,7 +15,7 @@ from memex.ingest.detect import decode_text
 from memex.kbs import service as kbs
 from memex.kbs.access import Actor
 from memex.mcp.backend import PLAIN_TEXT_MIMES, join_sections
-from memex.ratelimit import Bucket
+from memex.ratelimit import Bucket, caller
 from memex.runtime import Runtime
 from memex.search import service as search
 from memex.search.models import Mode, SearchFilters, SearchRequest
@@ -61,4 +61,4 @@ class LocalBackend:
     async def _count(self, bucket: Bucket) -> None:
         if self.rate_limited:
             # The API's own buckets and key (api/deps.py `rate_limit`), so /mcp is no way around its limits.
-            await self.runtime.rate_limits.hit(bucket, str(self.actor.user_id or "local"))
+            await self.runtime.rate_limits.hit(bucket, caller(self.actor))

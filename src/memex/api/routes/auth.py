@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from memex.accounts import service, sessions
 from memex.api import auth
-from memex.api.deps import ConnDep, CurrentActor, RuntimeDep, SettingsDep
+from memex.api.deps import ConnDep, CurrentActor, RuntimeDep, SettingsDep, login_rate_limit
 from memex.api.schemas import LoginIn, MeOut, SessionOut, UserOut, error_responses
 from memex.errors import AuthenticationRequired
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(401, 403, 422, 429))
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[Depends(login_rate_limit)])
 async def login(
     body: LoginIn, request: Request, response: Response, runtime: RuntimeDep, settings: SettingsDep
 ) -> SessionOut:

@@ -7,14 +7,16 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from memex.api import uploads
-from memex.api.deps import CurrentActor, RuntimeDep
+from memex.api.deps import CurrentActor, RuntimeDep, rate_limit
 from memex.api.schemas import AcceptedOut, DocumentOut, DocumentsOut, RenameIn, UploadOut, error_responses
 from memex.documents import service
 
-router = APIRouter(prefix="/api", tags=["documents"], responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422))
+router = APIRouter(
+    prefix="/api", tags=["documents"], responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429)
+)
 
 
 # The body is read as a stream (api/uploads.py), so FastAPI cannot infer its schema: declare it for /docs.
@@ -34,7 +36,13 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/kbs/{kb}/documents", status_code=202, response_model=UploadOut, openapi_extra=_UPLOAD_BODY)
+@router.post(
+    "/kbs/{kb}/documents",
+    status_code=202,
+    response_model=UploadOut,
+    openapi_extra=_UPLOAD_BODY,
+    dependencies=[Depends(rate_limit("upload"))],
+)
 async def upload(kb: uuid.UUID, request: Request, actor: CurrentActor, runtime: RuntimeDep) -> UploadOut:
     """Upload files (multipart field `files`, one or many; a name may carry a relative path). Needs editor.
 
