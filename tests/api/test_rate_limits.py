@@ -13,13 +13,19 @@ from memex.api.app import create_app
 from memex.runtime import open_runtime
 from memex.settings import Settings
 from tests.conftest import make_settings
-from tests.factories import Factory
+from tests.factories import PASSWORD, Factory
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, model_cache_dir: Path) -> Settings:
     return make_settings(
-        database_url, tmp_path / "data", model_cache_dir, rate_limit_search="3/minute", rate_limit_chat="2/hour"
+        database_url,
+        tmp_path / "data",
+        model_cache_dir,
+        rate_limit_search="3/minute",
+        rate_limit_chat="2/hour",
+        rate_limit_upload="1/second;2/hour",
+        rate_limit_login="2/minute",
     )
 
 
@@ -99,3 +105,27 @@ def test_a_malformed_limit_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="'lots' is not a rate limit: write it like 120/minute"):
         Settings(rate_limit_chat="lots")
     assert Settings(rate_limit_search="0").rate_limit_search == "0"
+
+
+async def test_uploads_have_a_burst_and_a_rate_per_key(make: Factory, alice: User) -> None:
+    kb = await make.personal_kb(alice)
+    _, key = await make.key(alice)
+    client = make.client(key=key)
+    first = await client.post(f"/api/kbs/{kb.id}/documents", files={"files": ("a.md", b"# A\n")})
+    assert first.status_code == 202
+    burst = await client.post(f"/api/kbs/{kb.id}/documents", files={"files": ("b.md", b"# B\n")})
+    assert burst.status_code == 429 and "the limit is 1 per second" in burst.json()["detail"]
+    # The same user through a session spends a budget of its own.
+    session = await make.as_user(alice)
+    assert (await session.post(f"/api/kbs/{kb.id}/documents", files={"files": ("c.md", b"# C\n")})).status_code == 202
+
+
+async def test_logins_are_limited_per_client_address(make: Factory, alice: User) -> None:
+    client = make.client()
+    attempts = [
+        (await client.post("/api/auth/login", json={"email": alice.email, "password": "wrong"})).status_code
+        for _ in range(3)
+    ]
+    assert attempts == [401, 401, 429]
+    refused = await client.post("/api/auth/login", json={"email": alice.email, "password": PASSWORD})
+    assert refused.status_code == 429 and "too many login attempts" in refused.json()["detail"]
