@@ -31,6 +31,7 @@ import httpx
 from harness import SCIFACT, bench_runtime, emit, log, percentile, read_corpus, scratch_database
 from search_latency import corpus_material, load, synthetic_chunks
 from search_load import _free_port, _memex, _wait_ready
+from sqlalchemy import text
 
 from memex.kbs import store as kbs
 
@@ -71,17 +72,26 @@ class Samples:
 
 
 class Server:
-    """A `memex serve --no-worker` subprocess."""
+    """A `memex serve --no-worker` subprocess, its log in a file (a pipe nobody reads would fill and stall it)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "memex", "serve", "--no-worker", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        self.log_path = log_path
+        with open(log_path, "wb") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "memex", "serve", "--no-worker", "--port", str(self.port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
+
+    async def ready(self) -> None:
+        try:
+            await _wait_ready(self.url, self.proc)
+        except SystemExit:
+            log(f"memex serve's log: {self.log_path.read_text(errors='replace')[-2000:]}")
+            raise
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -177,8 +187,6 @@ async def speed(args: argparse.Namespace) -> dict[str, object]:
                 .splitlines()[-1]
             )
             async with runtime.engine.begin() as conn:
-                from sqlalchemy import text
-
                 user_id = (
                     await conn.execute(text("SELECT id FROM users WHERE email = 'bench@example.com'"))
                 ).scalar_one()
@@ -197,13 +205,14 @@ async def speed(args: argparse.Namespace) -> dict[str, object]:
                 "MEMEX_LLM_BASE_URL": double.base_url,
                 "MEMEX_LLM_MODEL": "bench-model",
                 "MEMEX_LLM_API_KEY": "sk-bench",
-            }
+            },
+            scratch.work_dir / "serve-model.log",
         )
-        extractive = Server(env | {"MEMEX_LLM_PROVIDER": "none"})
+        extractive = Server(env | {"MEMEX_LLM_PROVIDER": "none"}, scratch.work_dir / "serve-extractive.log")
         headers = {"Authorization": f"Bearer {key}"}
         try:
-            await _wait_ready(with_model.url, with_model.proc)
-            await _wait_ready(extractive.url, extractive.proc)
+            await with_model.ready()
+            await extractive.ready()
             async with (
                 httpx.AsyncClient(base_url=with_model.url, headers=headers, timeout=120) as llm_client,
                 httpx.AsyncClient(base_url=extractive.url, headers=headers, timeout=120) as plain_client,
@@ -217,7 +226,7 @@ async def speed(args: argparse.Namespace) -> dict[str, object]:
                     q = questions[i * per_round : (i + 1) * per_round]
                     s = search if measured else Samples()
                     # 1. The floor: a plain hybrid search, through the same API and server.
-                    results = await search_once(llm_client, q[0], s)
+                    await search_once(llm_client, q[0], s)
                     # 2. Time to the first token, the double answering at once.
                     first, done = await stream_once(llm_client, q[1])
                     if measured:
@@ -249,7 +258,6 @@ async def speed(args: argparse.Namespace) -> dict[str, object]:
                             f"{ttft.p50()} ms, grounding {grounding_paced.p50()} ms (instant model "
                             f"{grounding_instant.p50()} ms), extractive {whole.p50()} ms"
                         )
-                del results
         finally:
             with_model.stop()
             extractive.stop()
@@ -300,6 +308,7 @@ async def quality(args: argparse.Namespace) -> dict[str, object]:
     from memex.chat import service as chat
     from memex.chat.models import ChatRequest
     from memex.kbs.access import Actor
+    from memex.logging import configure_logging
     from memex.search import service as search
     from memex.search.models import SearchFilters, SearchRequest
 
@@ -318,6 +327,7 @@ async def quality(args: argparse.Namespace) -> dict[str, object]:
     ask_ms: list[float] = []
     with scratch_database(keep=args.keep_db) as scratch:
         runtime = await bench_runtime(scratch, llm_provider="none", log_level="WARNING")
+        configure_logging(runtime.settings)  # a line per search and answer would bury the result on stdout
         try:
             key = f"bench:retrieval:{signature(args, runtime, docs)}"
             cached = await cached_index(runtime, key)

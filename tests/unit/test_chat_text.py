@@ -92,3 +92,24 @@ def test_content_words_and_what_counts_as_a_factual_sentence() -> None:
     assert passage_sentences("Short. A longer sentence that stands on its own. End.") == [
         "Short. A longer sentence that stands on its own. End."
     ]
+
+
+def test_an_extractive_answer_leads_with_the_first_passage_and_skips_commands() -> None:
+    from memex.chat.extractive import compose, pick_sentences
+    from memex.chat.grounding import split_passages
+    from memex.chat.models import Passage
+
+    def passage(n: int, text: str) -> Passage:
+        return Passage(n, n, uuid.uuid4(), uuid.uuid4(), "kb", f"Doc {n}", f"d{n}.md", "", "", text)
+
+    prepared = split_passages(
+        [
+            passage(1, "Keys are rotated every 90 days by the operations team. Rotate the signing key like this:"),
+            passage(2, "memex keys create --kind signing --id 7\n\nA rotated key keeps working for a grace period."),
+        ]
+    )
+    picks = pick_sentences("how often are keys rotated", prepared)
+    assert picks[0].n == 1
+    assert all("--kind" not in p.sentence and not p.sentence.endswith(":") for p in picks)
+    text = compose(picks, intro="Intro:")
+    assert text.startswith("Intro:\n\n- Keys are rotated every 90 days by the operations team. [1]")

@@ -10,6 +10,7 @@ passage's rank; at most two come from one passage. No model runs, so the answer 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ PER_PASSAGE = 2
 # second… passage.
 RANK_BONUS = (0.1, 0.05, 0.025)
 _MIN_CHARS = 30
+# Signs of code or a command line rather than prose: options, assignments, braces, calls, shell prompts.
+_CODE = re.compile(r"(^|\s)--\w|[{};`]|\w=\S|\w\(\)|^\$ ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +45,10 @@ def pick_sentences(question: str, prepared: Mapping[int, PreparedPassage], *, co
     for rank, n in enumerate(sorted(prepared)):
         p = prepared[n]
         for sentence in p.sentences:
-            # A list's lead-in ("…do this:") says nothing on its own.
-            if (len(sentence) >= _MIN_CHARS and not sentence.endswith(":")) or len(p.sentences) == 1:
+            # A list's lead-in ("…do this:") says nothing on its own, and a command line is not an answer.
+            if (len(sentence) >= _MIN_CHARS and not sentence.endswith(":") and not _CODE.search(sentence)) or len(
+                p.sentences
+            ) == 1:
                 candidates.append((rank, n, sentence, content_words(sentence) & wanted))
     holding = Counter(w for *_, found in candidates for w in found)
     weight = {w: math.log(1 + len(candidates) / k) for w, k in holding.items()}
