@@ -61,7 +61,9 @@ def api_client(server: Server, email: str, password: str) -> Iterator[httpx.Clie
 def add_documents(server: Server, files: dict[str, bytes]) -> None:
     """Upload files to the admin's personal knowledge base and wait until they are indexed."""
     with api_client(server, server.admin_email, server.admin_password) as client:
-        kb = next(kb for kb in client.get("/api/kbs").json() if kb["is_personal"])["id"]
+        me = client.get("/api/auth/me").json()["user"]["id"]
+        # Admins see every user's personal KB: take the admin's own.
+        kb = next(kb for kb in client.get("/api/kbs").json() if kb["is_personal"] and kb["owner_id"] == me)["id"]
         upload = client.post(f"/api/kbs/{kb}/documents", files=[("files", item) for item in files.items()])
         assert upload.status_code == 202, upload.text
         deadline = time.monotonic() + INDEXING_SECONDS

@@ -27,8 +27,9 @@ PER_PASSAGE = 2
 # second… passage.
 RANK_BONUS = (0.1, 0.05, 0.025)
 _MIN_CHARS = 30
-# Signs of code or a command line rather than prose: options, assignments, braces, calls, shell prompts.
-_CODE = re.compile(r"(^|\s)--\w|[{};`]|\w=\S|\w\(\)|^\$ ")
+# Signs of a command line rather than prose: long options, a shell prompt. (Narrow on purpose: prose has
+# semicolons, quotes and equals signs too.)
+_CODE = re.compile(r"(^|\s)--[a-z]|^\$ ")
 
 
 @dataclass(frozen=True, slots=True)
