@@ -1,4 +1,5 @@
-"""Per-user rate limits on the expensive routes (search, chat), in the `limits` library's moving window.
+"""Rate limits on the expensive routes (search, chat, uploads, logins), in the `limits` library's sliding window
+counter: two counters a window, so a request costs O(1) where a moving window keeps a timestamp per request.
 
 Counters live in Redis when MEMEX_REDIS_URL is set, so every API instance shares them, and in process memory
 otherwise. If Redis stops answering, each instance counts in its own memory until Redis is back (a warning is
@@ -15,7 +16,7 @@ import redis.asyncio
 import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from memex.errors import RateLimited
 from memex.kbs.access import Actor
@@ -84,8 +85,8 @@ class RateLimits:
             )
         else:
             storage = MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(storage)
-        self._fallback = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage())
         self.redis_error: str | None = None
 
     async def ping(self) -> str:
