@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -29,11 +28,8 @@ from typing import Any
 
 import httpx
 from harness import SCIFACT, bench_runtime, emit, log, percentile, read_corpus, scratch_database
-from search_latency import corpus_material, load, synthetic_chunks
-from search_load import _free_port, _memex, _wait_ready
-from sqlalchemy import text
-
-from memex.kbs import store as kbs
+from search_latency import corpus_material
+from served import free_port, server_env, synthetic_store, wait_ready
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the LLM doubles live in tests/doubles
 from tests.doubles.openai_server import OpenAIDouble
@@ -75,7 +71,7 @@ class Server:
     """A `memex serve --no-worker` subprocess, its log in a file (a pipe nobody reads would fill and stall it)."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         with open(log_path, "wb") as log_file:
@@ -88,7 +84,7 @@ class Server:
 
     async def ready(self) -> None:
         try:
-            await _wait_ready(self.url, self.proc)
+            await wait_ready(self.url, self.proc)
         except SystemExit:
             log(f"memex serve's log: {self.log_path.read_text(errors='replace')[-2000:]}")
             raise
@@ -167,36 +163,15 @@ async def speed(args: argparse.Namespace) -> dict[str, object]:
         raise SystemExit(f"{needed} distinct questions are needed; {args.queries_file} has {len(questions)}")
     double = OpenAIDouble().start()
     with scratch_database() as scratch:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MEMEX_")},
-            "MEMEX_DATABASE_URL": scratch.url,
-            "MEMEX_DATA_DIR": str(scratch.work_dir / "data"),
-            "MEMEX_QUERY_CACHE_SIZE": str(args.query_cache_size),
-            "MEMEX_RATE_LIMIT_SEARCH": UNLIMITED,
-            "MEMEX_RATE_LIMIT_CHAT": UNLIMITED,
-            "MEMEX_LOG_LEVEL": "WARNING",
-        }
-        if "MEMEX_MODEL_CACHE_DIR" in os.environ:
-            env["MEMEX_MODEL_CACHE_DIR"] = os.environ["MEMEX_MODEL_CACHE_DIR"]
-        runtime = await bench_runtime(scratch)
-        try:
-            _memex("users", "create", "--email", "bench@example.com", "--password", "bench-password-123", env=env)
-            key = (
-                _memex("keys", "create", "--user", "bench@example.com", "--scope", "read", env=env)
-                .strip()
-                .splitlines()[-1]
-            )
-            async with runtime.engine.begin() as conn:
-                user_id = (
-                    await conn.execute(text("SELECT id FROM users WHERE email = 'bench@example.com'"))
-                ).scalar_one()
-                kb_ids = [(await kbs.create(conn, name=f"chat-{i}", owner_id=user_id)).id for i in range(4)]
-            embedder = await runtime.load_embedder()
-            base = await asyncio.to_thread(embedder.embed_documents, sentences)
-            vectors, texts = synthetic_chunks(base, sentences, words, args.chunks, seed=3)
-            await asyncio.to_thread(load, runtime.database_url, kb_ids=kb_ids, vectors=vectors, texts=texts)
-        finally:
-            await runtime.close()
+        env = server_env(
+            scratch,
+            MEMEX_QUERY_CACHE_SIZE=str(args.query_cache_size),
+            MEMEX_RATE_LIMIT_SEARCH=UNLIMITED,
+            MEMEX_RATE_LIMIT_CHAT=UNLIMITED,
+        )
+        key = await synthetic_store(
+            scratch, env, sentences=sentences, words=words, chunks=args.chunks, kb_prefix="chat"
+        )
 
         with_model = Server(
             env

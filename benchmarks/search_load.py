@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,38 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from harness import SCIFACT, bench_runtime, emit, log, percentile, read_corpus, scratch_database
-from search_latency import corpus_material, load, synthetic_chunks
-
-from memex.kbs import store as kbs
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _memex(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "memex", *args], capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"memex {' '.join(args)} failed: {done.stderr[-2000:]}")
-    return done.stdout
-
-
-async def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=base) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit("memex serve exited before it was ready")
-            try:
-                if (await client.get("/api/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.5)
-    raise SystemExit("memex serve did not become ready")
+from harness import SCIFACT, emit, log, percentile, read_corpus, scratch_database
+from search_latency import corpus_material
+from served import free_port, server_env, synthetic_store, wait_ready
 
 
 @dataclass
@@ -129,54 +98,27 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     sentences, words = corpus_material(args.corpus, min(1000, max(200, args.chunks // 20)))
     queries = list(dict.fromkeys(r["text"] for r in read_corpus(args.queries_file)))
     with scratch_database() as scratch:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MEMEX_")},
-            "MEMEX_DATABASE_URL": scratch.url,
-            "MEMEX_DATA_DIR": str(scratch.work_dir / "data"),
-            "MEMEX_QUERY_CACHE_SIZE": "0",
-            "MEMEX_RATE_LIMIT_SEARCH": "1000000/minute",
-            "MEMEX_LOG_LEVEL": "WARNING",
-        }
-        if "MEMEX_MODEL_CACHE_DIR" in os.environ:
-            env["MEMEX_MODEL_CACHE_DIR"] = os.environ["MEMEX_MODEL_CACHE_DIR"]
-        runtime = await bench_runtime(scratch)
-        try:
-            _memex("users", "create", "--email", "bench@example.com", "--password", "bench-password-123", env=env)
-            key = (
-                _memex("keys", "create", "--user", "bench@example.com", "--scope", "read", env=env)
-                .strip()
-                .splitlines()[-1]
-            )
-            async with runtime.engine.begin() as conn:
-                from sqlalchemy import text
-
-                user_id = (
-                    await conn.execute(text("SELECT id FROM users WHERE email = 'bench@example.com'"))
-                ).scalar_one()
-                kb_ids = [(await kbs.create(conn, name=f"load-{i}", owner_id=user_id)).id for i in range(4)]
-            embedder = await runtime.load_embedder()
-            base = await asyncio.to_thread(embedder.embed_documents, sentences)
-            vectors, texts = synthetic_chunks(base, sentences, words, args.chunks, seed=3)
-            await asyncio.to_thread(load, runtime.database_url, kb_ids=kb_ids, vectors=vectors, texts=texts)
-        finally:
-            await runtime.close()
+        env = server_env(scratch, MEMEX_QUERY_CACHE_SIZE="0", MEMEX_RATE_LIMIT_SEARCH="1000000/minute")
+        key = await synthetic_store(
+            scratch, env, sentences=sentences, words=words, chunks=args.chunks, kb_prefix="load"
+        )
 
         servers = {"server": env} | ({"baseline": env | args.baseline_env} if args.baseline_env else {})
         procs: list[subprocess.Popen[bytes]] = []
         try:
             urls = {}
-            for name, server_env in servers.items():
-                port = _free_port()
+            for name, environment in servers.items():
+                port = free_port()
                 urls[name] = f"http://127.0.0.1:{port}"
                 procs.append(
                     subprocess.Popen(
                         [sys.executable, "-m", "memex", "serve", "--no-worker", "--port", str(port)],
-                        env=server_env,
+                        env=environment,
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.PIPE,
                     )
                 )
-                await _wait_ready(urls[name], procs[-1])
+                await wait_ready(urls[name], procs[-1])
                 log(f"{name} ready; warming up")
                 await _run_clients(urls[name], key, queries, clients=2, seconds=3)
             runs = []
