@@ -116,6 +116,8 @@ kb_members = sa.Table(
     sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("role", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    # NULL while the membership is an invitation the user has not accepted yet.
+    sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("role IN ('owner', 'editor', 'viewer')", name="kb_members_role_check"),
     sa.Index("kb_members_user_idx", "user_id"),
 )

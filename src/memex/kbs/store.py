@@ -95,7 +95,7 @@ async def create_if_absent(conn: AsyncConnection, *, name: str, owner_id: uuid.U
 async def add_member(conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> None:
     await conn.execute(
         sa.text(
-            "INSERT INTO kb_members (kb_id, user_id, role) VALUES (:kb_id, :user_id, :role) "
+            "INSERT INTO kb_members (kb_id, user_id, role, accepted_at) VALUES (:kb_id, :user_id, :role, now()) "
             "ON CONFLICT (kb_id, user_id) DO UPDATE SET role = EXCLUDED.role"
         ),
         {"kb_id": kb_id, "user_id": user_id, "role": role.name},
