@@ -20,6 +20,7 @@ serve: $(STAMP)
 	$(BIN)/memex serve
 
 test: $(STAMP)
+	scripts/test-parts
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -28,7 +28,6 @@ from harness import bench_runtime, emit, log, read_corpus, scratch_database
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.ingest import pipeline
-from memex.ingest.folders import chunker_for
 from memex.kbs import store as kbs
 from memex.kbs.access import Actor
 from memex.runtime import Runtime
@@ -139,7 +138,7 @@ async def index_corpus(
     await pipeline.run(
         engine=runtime.engine,
         embedder=embedder,
-        chunker=chunker_for(runtime),
+        prepare=runtime.parse_pool.prepare,
         kb_id=kb.id,
         items=items,
         outcomes=outcomes,

@@ -150,7 +150,7 @@ def load(url: str, *, kb_ids: list[uuid.UUID], vectors: np.ndarray, texts: list[
             timings[f"{name}_build_seconds"] = time.perf_counter() - started
             log(f"built {name}: {timings[f'{name}_build_seconds']:.1f} s")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        # Every table, the one-row chunk_stats included: a long-running server's autovacuum would have analysed
+        # Every table, the small kb_chunk_stats included: a long-running server's autovacuum would have analysed
         # them all, and without statistics the planner misjudges the search query badly.
         conn.execute("VACUUM ANALYZE")
     return timings

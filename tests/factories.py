@@ -69,9 +69,10 @@ class Factory:
         assert found is not None
         return found
 
-    async def share(self, kb: KnowledgeBase, user: User, role: Role) -> None:
+    async def share(self, kb: KnowledgeBase, user: User, role: Role, *, accepted: bool = True) -> None:
+        """Make the user a member (an accepted invitation, or a pending one with accepted=False)."""
         async with self.runtime.engine.begin() as conn:
-            await kbs.store.add_member(conn, kb_id=kb.id, user_id=user.id, role=role)
+            await kbs.store.add_member(conn, kb_id=kb.id, user_id=user.id, role=role, accepted=accepted)
 
     async def session(self, user: User, *, hours: float = 1) -> Session:
         """A login session written straight to the store (logging in through the API is tested on its own)."""

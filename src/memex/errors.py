@@ -8,7 +8,8 @@ MemexError
  ├── PermissionDenied (403)        ├── NotFound (404)
  ├── Conflict (409)                ├── RateLimited (429)
  ├── ConfigurationError            ├── DatabaseUnavailable (503)
- └── EmbeddingModelMismatch        └── ServiceUnavailable (503)
+ └── EmbeddingModelMismatch        ├── ServiceUnavailable (503)
+                                   └── BackupError: a backup could not be made, read or restored
 
 Services raise these; only `api/errors.py` and `cli/main.py` turn them into HTTP statuses and exit codes.
 A class's docstring is its default message.
@@ -112,6 +113,10 @@ class ServiceUnavailable(MemexError):
     """A service Memex depends on is unavailable."""
 
     status_code = 503
+
+
+class BackupError(MemexError):
+    """The backup could not be made, read, verified or restored."""
 
 
 class EmbeddingModelMismatch(ConfigurationError):

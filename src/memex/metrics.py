@@ -63,11 +63,15 @@ SELECT
     (SELECT (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id)
        FROM procrastinate_jobs j WHERE j.status = 'todo' AND j.scheduled_at IS NULL ORDER BY j.id LIMIT 1)
   )), 0) AS oldest_queued_seconds,
-  (SELECT coalesce(max(chunks), 0) FROM chunk_stats) AS vectors,
+  (SELECT coalesce(sum(chunks), 0) FROM kb_chunk_stats) AS vectors,
   (SELECT coalesce(json_object_agg(status, n), '{}') FROM (SELECT status, count(*) AS n FROM documents GROUP BY status) s)
     AS documents,
   (SELECT coalesce(sum(size), 0) FROM blobs) AS blob_bytes,
-  pg_database_size(current_database()) AS database_bytes
+  pg_database_size(current_database()) AS database_bytes,
+  (SELECT coalesce(extract(epoch FROM (value->>'last_backup_at')::timestamptz), 0) FROM memex_meta
+    WHERE key = 'backup_status') AS backup_at,
+  (SELECT coalesce(extract(epoch FROM (value->>'last_verified_at')::timestamptz), 0) FROM memex_meta
+    WHERE key = 'backup_status') AS backup_verified_at
 """
 )
 
@@ -103,6 +107,13 @@ class _Snapshot(Collector):
         documents = GaugeMetricFamily("memex_documents", "Documents, by status.", labels=["status"])
         database = GaugeMetricFamily("memex_database_size_bytes", "Size of the database on disk (blobs included).")
         blobs = GaugeMetricFamily("memex_blobs_size_bytes", "Bytes of the original files kept in the database.")
+        backup = GaugeMetricFamily(
+            "memex_backup_last_success_timestamp_seconds", "When the last backup was written (Unix time; 0: never)."
+        )
+        verified = GaugeMetricFamily(
+            "memex_backup_last_verified_timestamp_seconds",
+            "When a backup last passed verification by the scheduled job (Unix time; 0: never).",
+        )
         if row is not None:
             jobs.add_metric(["queued"], float(row.queued))
             jobs.add_metric(["running"], float(row.running))
@@ -113,7 +124,9 @@ class _Snapshot(Collector):
                 documents.add_metric([status], float(count))
             database.add_metric([], float(row.database_bytes))
             blobs.add_metric([], float(row.blob_bytes))
-        yield from (jobs, oldest, vectors, documents, database, blobs)
+            backup.add_metric([], float(row.backup_at or 0))
+            verified.add_metric([], float(row.backup_verified_at or 0))
+        yield from (jobs, oldest, vectors, documents, database, blobs, backup, verified)
 
 
 class Metrics:
@@ -223,11 +236,16 @@ class Metrics:
         )
         self.login_failures = Counter(
             "memex_login_failures",
-            "Refused password logins, by reason: unknown_email, wrong_password, locked, disabled.",
+            "Refused password logins, by reason: unknown_email, wrong_password, disabled, locked (the client "
+            "address was backing off from the account).",
             ["reason"],
             registry=r,
         )
-        self.lockouts = Counter("memex_account_lockouts", "Accounts locked after too many failed logins.", registry=r)
+        self.lockouts = Counter(
+            "memex_account_lockouts",
+            "Failed logins that made a client address wait before its next attempt at the account (back-off).",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "memex_rate_limited_requests", "Requests refused by a rate limit, by bucket.", ["bucket"], registry=r
         )

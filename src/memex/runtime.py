@@ -19,6 +19,7 @@ from memex.db.engine import create_engine
 from memex.embeddings import build_embedder
 from memex.embeddings.base import Embedder
 from memex.errors import DatabaseUnavailable, EmbeddingModelMismatch
+from memex.ingest.sandbox import ParsePool
 from memex.metrics import Metrics
 from memex.ratelimit import RateLimits
 from memex.settings import Settings
@@ -34,6 +35,7 @@ class Runtime:
     _embedder: Embedder | None = field(default=None, repr=False)
     _llm: Llm | None = field(default=None, repr=False)
     _llm_built: bool = field(default=False, repr=False)
+    _parse_pool: ParsePool | None = field(default=None, repr=False)
     # Per-process caches (safe to lose; another instance keeps its own): see chat/service.py.
     caches: dict[str, object] = field(default_factory=dict, repr=False)
     # Work that must finish even though the request that started it was cancelled (see `keep`).
@@ -48,6 +50,13 @@ class Runtime:
 
     async def load_embedder(self) -> Embedder:
         return await asyncio.to_thread(lambda: self.embedder)
+
+    @property
+    def parse_pool(self) -> ParsePool:
+        """The sandboxed parser processes every file is read in; they start on first use."""
+        if self._parse_pool is None:
+            self._parse_pool = ParsePool.from_settings(self.settings)
+        return self._parse_pool
 
     @property
     def rate_limits(self) -> RateLimits:
@@ -75,6 +84,8 @@ class Runtime:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._llm is not None:
             await self._llm.aclose()
+        if self._parse_pool is not None:
+            await asyncio.to_thread(self._parse_pool.close)
         rate_limits = self.caches.get("rate_limits")
         if isinstance(rate_limits, RateLimits):
             await rate_limits.close()
@@ -94,7 +105,9 @@ async def open_runtime(settings: Settings, *, check_model: bool = True) -> Runti
     """Connect (starting the embedded server if needed), migrate under the advisory lock, check the model."""
     url, embedded = await asyncio.to_thread(resolve_database_url, settings)
     try:
-        await asyncio.to_thread(migrate.upgrade, url)
+        from memex.backup import preupgrade  # here: the backup package itself builds runtimes
+
+        await asyncio.to_thread(migrate.upgrade, url, before=preupgrade.hook(settings))
     except OperationalError as exc:
         raise DatabaseUnavailable(f"cannot reach the database: {exc.orig}") from exc
     runtime = Runtime(

@@ -55,3 +55,14 @@ class SecretFilesSource(PydanticBaseSettingsSource):
                 raise SettingsError(f"both {variable} and {variable}_FILE are set: keep one of them")
             values[name] = read_secret(f"{variable}_FILE", path)
         return values
+
+
+def secret_file_paths(settings_cls: type[BaseSettings], prefix: str = "MEMEX_") -> dict[str, Path]:
+    """For each secret setting read from a file (`<prefix><NAME>_FILE`), that file's path."""
+    environ = {key.upper(): value for key, value in os.environ.items()}
+    found = {}
+    for name in secret_fields(settings_cls):
+        path = environ.get(f"{prefix}{name.upper()}_FILE")
+        if path:
+            found[name] = Path(path)
+    return found

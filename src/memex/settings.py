@@ -72,6 +72,18 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(
         default=1000, ge=1, description="Longest search query or chat message accepted, in characters."
     )
+    max_json_kb: int = Field(
+        default=1024,
+        ge=1,
+        description="Largest request body other than an upload (JSON: chat, OpenAI-compatible requests with their "
+        "whole conversation, MCP), in KiB; a larger one is refused with 413 before it is read or authenticated.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Addresses (IPs or CIDRs, JSON list or comma-separated) of reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed; from any other address both are ignored. Empty "
+        'trusts none, "*" every one.',
+    )
     rate_limit_search: str = Field(
         default="120/minute", description="Searches per user, e.g. 120/minute or 10/second; empty or 0: no limit."
     )
@@ -85,9 +97,14 @@ class Settings(BaseSettings):
         default="30/minute;300/hour", description="Login attempts per client address; ';' adds windows."
     )
     session_hours: int = Field(default=24, ge=1, description="How long a login session lasts, in hours.")
-    login_max_attempts: int = Field(default=5, ge=1, description="Failed logins before an account is locked.")
+    login_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins from one client address to one account before that address must wait between "
+        "attempts (30 s, doubling with each further failure); other addresses are not held back.",
+    )
     login_lockout_minutes: int = Field(
-        default=15, ge=1, description="How long a locked account stays locked, in minutes."
+        default=15, ge=1, description="Longest wait between login attempts of one address to one account, in minutes."
     )
     password_login: bool = Field(
         default=True,
@@ -174,6 +191,36 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = Field(
         default=0, ge=0, le=128, description="Tokens repeated between consecutive chunks of a section."
     )
+    parse_timeout_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="Longest one file may take to read (parse and chunk), in seconds of wall-clock time; a file "
+        "that takes longer fails with that reason.",
+    )
+    parse_cpu_seconds: int = Field(
+        default=30,
+        ge=1,
+        description="CPU time one file may use to be read, in seconds; a file that needs more fails with that reason.",
+    )
+    parse_memory_mb: int = Field(
+        default=512,
+        ge=64,
+        description="Memory one file may use to be read, in MiB, on top of the parser process' own; a file that "
+        "needs more fails with that reason.",
+    )
+    parse_workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Sandboxed parser processes kept warm per Memex process; files are read in them, never in "
+        "the server itself.",
+    )
+    max_document_chars: int = Field(
+        default=5_000_000,
+        ge=1000,
+        description="Most characters of text one file may hold; a file with more fails with that reason "
+        "(split it, or raise this).",
+    )
     hnsw_ef_search: int = Field(
         default=400, ge=10, le=1000, description="HNSW ef_search: higher is more exact and slower."
     )
@@ -194,6 +241,40 @@ class Settings(BaseSettings):
         default=365,
         ge=0,
         description="Audit log entries older than this many days are deleted (hourly); 0 keeps them all.",
+    )
+    backup_dir: Path | None = Field(
+        default=None, description="Folder for backup archives; unset: a backups folder in DATA_DIR."
+    )
+    backup_schedule: str | None = Field(
+        default=None,
+        description="When the workers make, verify and prune a backup, in cron syntax (e.g. 0 3 * * * for 03:00 "
+        "UTC daily); unset: no scheduled backups.",
+    )
+    backup_key: SecretStr | None = Field(
+        default=None,
+        description="Passphrase that encrypts backups (AES-256-GCM); unset: archives are not encrypted. Keep it "
+        "apart from the backups: without it they cannot be restored.",
+    )
+    backup_keep_days: int = Field(
+        default=14, ge=0, description="Scheduled pruning keeps every backup made in this many days."
+    )
+    backup_keep_last: int = Field(
+        default=7, ge=1, description="Scheduled pruning also keeps this many newest backups, however old."
+    )
+    backup_before_migrate: bool = Field(
+        default=True,
+        description="Back up the database before a schema migration, when it holds data; a failed backup stops "
+        "the migration.",
+    )
+    backup_pg_bin_dir: Path | None = Field(
+        default=None,
+        description="Folder with pg_dump, pg_restore and psql of the server's major version, for "
+        "MEMEX_DATABASE_URL; unset: searched on PATH and in the usual package folders.",
+    )
+    maintenance_schedule: str = Field(
+        default="30 3 * * 0",
+        description="When the job workers run `memex db maintain` (cron syntax, UTC; default Sundays at 03:30); "
+        "empty: never.",
     )
     metrics: bool = Field(
         default=True,
@@ -222,7 +303,17 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a rate limit: write it like 120/minute or 10/second") from None
         return value
 
-    @field_validator("cors_origins", "allowed_hosts", "oidc_allowed_domains", mode="before")
+    @field_validator("maintenance_schedule")
+    @classmethod
+    def _maintenance_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        value = value.strip()
+        if value and not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron schedule: write it like `30 3 * * 0` (Sundays at 03:30)")
+        return value
+
+    @field_validator("cors_origins", "allowed_hosts", "oidc_allowed_domains", "trusted_proxies", mode="before")
     @classmethod
     def _list_or_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -262,6 +353,26 @@ class Settings(BaseSettings):
                 )
         return [value.strip().lower() for value in values]
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, values: list[str]) -> list[str]:
+        import ipaddress
+
+        cleaned = []
+        for value in (v.strip() for v in values if v.strip()):
+            if value == "*":
+                cleaned.append(value)
+                continue
+            try:
+                network = ipaddress.ip_network(value.strip("[]"), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not an IP address or network: list proxies like 10.0.0.5 or 10.0.0.0/8"
+                ) from None
+            single = network.prefixlen == network.max_prefixlen
+            cleaned.append(str(network.network_address) if single else str(network))
+        return cleaned
+
     @field_validator("oidc_allowed_domains")
     @classmethod
     def _domains(cls, values: list[str]) -> list[str]:
@@ -292,6 +403,19 @@ class Settings(BaseSettings):
                 "and MEMEX_OIDC_CLIENT_ID"
             )
         return self
+
+    @field_validator("backup_schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from croniter import croniter
+
+        if not value or not value.strip():
+            return None
+        if not croniter.is_valid(value.strip()):
+            raise ValueError(
+                f"{value!r} is not a cron schedule: write it like 0 3 * * * (minute hour day month weekday)"
+            )
+        return value.strip()
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from memex.accounts import service, store
+from memex.accounts import service
 from memex.accounts.models import User
 from memex.api.app import create_app
 from memex.api.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
@@ -86,22 +86,15 @@ async def test_unknown_users_cost_as_much_time_as_real_ones(anon: httpx.AsyncCli
     assert unknown > known * 0.5
 
 
-async def test_repeated_failures_lock_the_account_for_a_while(make: Factory, alice: User, runtime: Runtime) -> None:
+async def test_repeated_failures_make_the_address_wait_without_locking_the_account(make: Factory, alice: User) -> None:
     client = make.client()
-    for _ in range(4):
+    for _ in range(5):
         assert (await _login(client, alice.email, "wrong password")).status_code == 401
-    locked = await _login(client, alice.email, "wrong password")
-    assert locked.status_code == 429
-    assert locked.json()["detail"] == "account locked after too many failed logins: try again in 15 minutes"
-    # Even the right password waits for the lock to end.
+    waiting = await _login(client, alice.email, "wrong password")
+    assert waiting.status_code == 429 and 0 < int(waiting.headers["retry-after"]) <= 30
+    assert waiting.json()["detail"].startswith("too many failed logins for this account from your address")
+    # Even the right password waits, from that address (tests/api/test_login_throttle.py: others do not).
     assert (await _login(client, alice.email)).status_code == 429
-
-    async with runtime.engine.begin() as conn:
-        await conn.execute(sa.text("UPDATE users SET locked_until = now() - interval '1 second'"))
-    assert (await _login(client, alice.email)).status_code == 200
-    async with runtime.engine.connect() as conn:
-        row = (await conn.execute(sa.text("SELECT failed_logins, locked_until FROM users"))).one()
-    assert row.failed_logins == 0 and row.locked_until is None
 
 
 async def test_logout_revokes_the_session_server_side(make: Factory, alice: User) -> None:
@@ -164,8 +157,8 @@ async def test_disabled_users_cannot_log_in_and_lose_sessions_and_keys(
     response = await root.patch(f"/api/admin/users/{alice.id}", json={"is_active": False})
     assert response.status_code == 200 and response.json()["is_active"] is False
 
-    login = await _login(make.client(), alice.email)
-    assert login.status_code == 403 and login.json() == {"detail": "this account is disabled: ask an administrator"}
+    login = await _login(make.client(), alice.email)  # answered like a wrong password: nothing to learn from it
+    assert login.status_code == 401 and login.json() == {"detail": "invalid email or password"}
     for client in (make.client(session=session), make.client(key=key)):
         refused = await client.get("/api/kbs")
         assert refused.status_code == 401 and "disabled" in refused.json()["detail"]
@@ -186,7 +179,8 @@ async def test_auth_off_acts_as_the_first_admin(
 ) -> None:
     await make.user(email="later-admin@example.com", admin=True)
     app = create_app(settings.model_copy(update={"auth": False}), runtime=runtime)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://memex.test") as client:
+    # Only loopback names are answered then (tests/api/test_auth_off.py).
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost:8420") as client:
         me = await client.get("/api/auth/me")
         assert me.status_code == 200 and me.json()["user"]["email"] == admin.email and me.json()["auth"] == "disabled"
         assert (await client.post("/api/kbs", json={"name": "no login needed"})).status_code == 201
@@ -263,12 +257,3 @@ async def test_admins_cannot_lock_themselves_or_the_last_admin_out(make: Factory
     assert demoted.status_code == 200 and demoted.json()["is_admin"] is False
     missing = await root.patch("/api/admin/users/00000000-0000-0000-0000-000000000000", json={"is_active": False})
     assert missing.status_code == 404
-
-
-async def test_a_right_password_does_not_clear_a_lock_set_meanwhile(runtime: Runtime, alice: User) -> None:
-    """Guesses sent in parallel all pass the first lock check; the one that succeeds must still respect the lock."""
-    async with runtime.engine.begin() as conn:
-        await conn.execute(sa.text("UPDATE users SET locked_until = now() + interval '5 minutes', failed_logins = 0"))
-        locked_until = await store.record_login(conn, user_id=alice.id)
-        row = (await conn.execute(sa.text("SELECT locked_until, last_login_at FROM users"))).one()
-    assert locked_until is not None and row.locked_until == locked_until and row.last_login_at is None

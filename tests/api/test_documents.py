@@ -216,7 +216,7 @@ async def test_access_follows_roles_and_scopes(
     viewer_user = await make.user()
     viewer = await key_client(make, viewer_user)
     async with runtime.engine.begin() as conn:
-        await add_member(conn, kb_id=kb, user_id=viewer_user.id, role=Role.viewer)
+        await add_member(conn, kb_id=kb, user_id=viewer_user.id, role=Role.viewer, accepted=True)
 
     for url in (f"/api/kbs/{kb}/documents", f"/api/documents/{doc_id}", f"/api/documents/{doc_id}/file"):
         assert (await stranger.get(url)).status_code == 404
@@ -231,7 +231,7 @@ async def test_access_follows_roles_and_scopes(
     reader_user = await make.user()
     reader = await key_client(make, reader_user, scopes=("read",))
     async with runtime.engine.begin() as conn:
-        await add_member(conn, kb_id=kb, user_id=reader_user.id, role=Role.editor)
+        await add_member(conn, kb_id=kb, user_id=reader_user.id, role=Role.editor, accepted=True)
     upload = await reader.post(f"/api/kbs/{kb}/documents", files=files("sample.txt"))
     assert upload.status_code == 403
     assert "'write' scope" in upload.json()["detail"]

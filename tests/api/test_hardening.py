@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from sqlalchemy.engine import make_url
 from memex.accounts.models import User
 from memex.accounts.service import check_auth_config
 from memex.api.app import create_app
-from memex.api.security import MAX_BODY_BYTES, MAX_HEADER_BYTES
+from memex.api.security import MAX_HEADER_BYTES
 from memex.cli.main import EXIT_FATAL  # (before cli.serve, which it registers)
 from memex.cli.serve import MAX_REQUEST_HEAD_BYTES, _Server, server_config
 from memex.errors import ConfigurationError
@@ -158,6 +159,19 @@ async def test_pages_keep_their_csp_with_no_inline_script(anon: httpx.AsyncClien
     assert (await anon.get("/redoc")).status_code == 404
 
 
+async def test_api_docs_need_no_internet(anon: httpx.AsyncClient) -> None:
+    docs = await anon.get("/docs")
+    assert "http://" not in docs.text and "https://" not in docs.text
+    assert "https:" not in docs.headers["content-security-policy"]
+    assets = re.findall(r'(?:src|href)="(/static/swagger/[^"]+)"', docs.text)
+    assert sorted(assets) == ["/static/swagger/swagger-ui-bundle.js", "/static/swagger/swagger-ui.css"]
+    for asset in assets:
+        response = await anon.get(asset)
+        assert response.status_code == 200 and len(response.content) > 10_000, asset
+    bundle = (await anon.get("/static/swagger/swagger-ui-bundle.js")).text
+    assert "SwaggerUIBundle" in bundle
+
+
 async def test_https_public_url_adds_hsts_and_secure_cookies(
     settings: Settings, runtime: Runtime, make: Factory, alice: User
 ) -> None:
@@ -174,10 +188,10 @@ async def test_https_public_url_adds_hsts_and_secure_cookies(
 
 async def test_a_body_over_the_limit_is_refused(make: Factory, alice: User) -> None:
     client = await make.as_user(alice)
-    big = {"name": "x" * (MAX_BODY_BYTES + 1)}
+    big = {"name": "x" * (1024 * 1024 + 1)}  # MEMEX_MAX_JSON_KB is 1024 by default
     declared = await client.post("/api/kbs", json=big)
     assert declared.status_code == 413
-    assert declared.json() == {"detail": "the request body is larger than the limit of 1024 KiB"}
+    assert declared.json() == {"detail": "the request body is larger than the limit of 1024 KiB (MEMEX_MAX_JSON_KB)"}
 
     async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
         yield b'{"name": "'

@@ -6,6 +6,7 @@ editing this file: their path parameters are filled with the victim's ids, every
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import uuid
@@ -126,13 +127,15 @@ def _leaks(response: httpx.Response, victim: Victim) -> list[str]:
     return [s for s in victim.secrets if s.lower() in seen.lower()]
 
 
-async def _sweep(client: httpx.AsyncClient, app: FastAPI, victim: Victim, attacker: User) -> int:
+async def _sweep(
+    client: httpx.AsyncClient, app: FastAPI, victim: Victim, attacker: User, *, ids: list[str] | None = None
+) -> int:
     calls = 0
     for method, path, op in _operations(app):
         if (method, path) in SKIPPED:
             continue
         names = re.findall(r"{(\w+)}", path)
-        for values in itertools.product(victim.ids, repeat=len(names)):
+        for values in itertools.product(ids or victim.ids, repeat=len(names)):
             url = path
             for name, value in zip(names, values, strict=True):
                 url = url.replace(f"{{{name}}}", value)
@@ -191,6 +194,24 @@ async def test_another_user_can_neither_see_nor_touch_anything(
         calls = await _sweep(client, app, victim, bob)
         assert calls > 50  # the sweep really ran over the routes
     await _victim_untouched(runtime, make, victim, bob)
+
+
+async def test_an_admin_cannot_read_a_users_personal_kb(
+    make: Factory, app: FastAPI, runtime: Runtime, victim: Victim, admin: User, unique: str
+) -> None:
+    """Admins manage users and KBs, but a personal KB's content stays its owner's, route by route."""
+    word, title, name = f"diarist{unique}", f"Private diary {unique}", f"diary-{unique}.md"
+    doc = await make.document(victim.personal, name=name, text=f"# {title}\n\nThe {word} appointment is on Tuesday.\n")
+    private = dataclasses.replace(victim, kb=victim.personal, word=word, secrets=[title, word, name])
+    _, key = await make.key(admin, scopes=["read", "write", "admin"])
+    for client in (await make.as_user(admin), make.client(key=key)):
+        calls = await _sweep(client, app, private, admin, ids=[str(victim.personal.id), str(doc)])
+        assert calls > 50
+    async with runtime.engine.connect() as conn:
+        kept = (
+            await conn.execute(sa.text("SELECT count(*) FROM documents WHERE kb_id = :id"), {"id": victim.personal.id})
+        ).scalar_one()
+    assert kept == 1
 
 
 async def test_search_finds_nothing_of_another_user(make: Factory, victim: Victim, bob: User) -> None:

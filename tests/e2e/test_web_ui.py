@@ -120,12 +120,16 @@ def test_upload_search_share_read_only_and_api_keys(page: Page, server: Server) 
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=SCREENSHOT)
 
-    # Shared as viewer with the second user.
+    # Shared as viewer with the second user: an invitation, answered the same whether or not the address exists.
     page.goto(kb_url)
     page.get_by_label("Share with (email)").fill(VIEWER_EMAIL)
     page.get_by_label("Role").select_option("viewer")
-    page.get_by_role("button", name="Share").click()
-    expect(page.locator("#members-table tbody tr").filter(has_text=VIEWER_EMAIL)).to_contain_text("Viewer")
+    page.get_by_role("button", name="Invite").click()
+    expect(page.locator("#share-status")).to_have_text(
+        f"If {VIEWER_EMAIL} has an account, they have been invited as viewer; "
+        "the knowledge base is shared once they accept."
+    )
+    expect(page.locator("#members-table tbody tr")).to_have_count(1)
 
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(f"{server.url}/login")
@@ -136,6 +140,11 @@ def test_upload_search_share_read_only_and_api_keys(page: Page, server: Server) 
     log_in(page, VIEWER_EMAIL, viewer_password)
     expect(page.get_by_role("link", name="Users")).to_be_hidden()
     page.get_by_role("link", name="Knowledge bases").click()
+    expect(page.locator("#kb-table tbody tr").filter(has_text=KB_NAME)).to_have_count(0)
+    invitation = page.locator("#invitations-table tbody tr").filter(has_text=KB_NAME)
+    expect(invitation).to_contain_text("Viewer")
+    invitation.get_by_role("button", name=f"Accept {KB_NAME}").click()
+    expect(page.locator("#invitations")).to_be_hidden()
     expect(page.locator("#kb-table tbody tr").filter(has_text=KB_NAME)).to_contain_text("Viewer")
     page.get_by_role("link", name=KB_NAME).click()
     expect(page.locator("#kb-readonly")).to_be_visible()
@@ -166,3 +175,47 @@ def test_upload_search_share_read_only_and_api_keys(page: Page, server: Server) 
     page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
     expect(page.locator("#keys-table tbody tr").filter(has_text="e2e script").get_by_role("button")).to_have_count(0)
     assert httpx.get(f"{server.url}/api/kbs", headers=bearer).status_code == 401
+
+
+def test_invitations_can_be_declined_admins_see_owners_and_names_lose_bidi_overrides(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    lena = "lena@example.com"
+    log_in(page, server.admin_email, server.admin_password)
+    page.get_by_role("link", name="Users").click()
+    page.get_by_label("Email").fill(lena)
+    page.get_by_role("button", name="Create user").click()
+    expect(page.locator("#new-user-email")).to_have_text(lena)
+    password = page.locator("#new-user-password").inner_text()
+    page.get_by_role("button", name="Done").click()
+    # The admin view lists every knowledge base with its real owner, Lena's personal one included.
+    expect(page.locator("#admin-kbs-table tbody tr").filter(has_text=lena)).to_contain_text("Personal")
+
+    # A file whose name hides its real extension behind a right-to-left override shows its characters in order.
+    page.get_by_role("link", name="Knowledge bases").click()
+    page.get_by_label("Name").fill("Invoices")
+    page.get_by_label("Name").press("Enter")
+    expect(page).to_have_url(re.compile(r"/kbs/[0-9a-f-]{36}$"))
+    spoof = tmp_path / "invoice\u202efdp.md"
+    spoof.write_text("invoice text without a heading\n", encoding="utf-8")
+    expect(page.locator("#upload")).to_be_visible()  # shown once the page knows the user may upload
+    page.locator("#file-input").set_input_files(spoof)
+    row = page.locator("#docs-table tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("invoicefdp")
+    assert "\u202e" not in row.inner_text()
+    assert "\u202e" not in (row.get_by_role("link", name=re.compile("^Download")).get_attribute("aria-label") or "")
+
+    page.get_by_label("Share with (email)").fill(lena)
+    page.get_by_role("button", name="Invite").click()
+    expect(page.locator("#share-status")).to_contain_text(f"If {lena} has an account")
+    page.get_by_role("button", name="Log out").click()
+
+    log_in(page, lena, password)
+    page.get_by_role("link", name="Knowledge bases").click()
+    invitation = page.locator("#invitations-table tbody tr").filter(has_text="Invoices")
+    expect(invitation).to_contain_text("admin")
+    invitation.get_by_role("button", name="Decline Invoices").click()
+    expect(page.locator("#invitations")).to_be_hidden()
+    expect(page.locator("#kb-table tbody tr")).to_have_count(1)
+    expect(page.locator("#kb-table tbody tr")).to_contain_text("Personal")

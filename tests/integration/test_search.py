@@ -132,7 +132,7 @@ async def test_a_user_sees_only_the_kbs_they_belong_to(runtime: Runtime, indexed
         user_id = (
             await conn.execute(sa.text("INSERT INTO users (email) VALUES ('u@example.com') RETURNING id"))
         ).scalar_one()
-        await kbs.add_member(conn, kb_id=indexed["other"], user_id=user_id, role=kbs.Role.viewer)
+        await kbs.add_member(conn, kb_id=indexed["other"], user_id=user_id, role=kbs.Role.viewer, accepted=True)
     actor = Actor(user_id=user_id)
     results = await service.search(runtime, actor, SearchRequest(query="zebra otters sleep", limit=50))
     assert {r.kb for r in results} == {indexed["other"]}
@@ -146,18 +146,20 @@ async def test_bm25_statistics_follow_inserts_and_deletes(runtime: Runtime, inde
     import sqlalchemy as sa
 
     true_counts = sa.text(
-        "SELECT u.lexeme, count(*) AS df FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme ORDER BY u.lexeme"
+        "SELECT c.kb_id, u.lexeme, count(*) AS df FROM chunks c, unnest(c.tsv) u "
+        "GROUP BY c.kb_id, u.lexeme ORDER BY c.kb_id, u.lexeme"
     )
-    kept = sa.text("SELECT lexeme, df FROM lexeme_stats WHERE df > 0 ORDER BY lexeme")
+    kept = sa.text("SELECT kb_id, lexeme, df FROM kb_lexeme_stats ORDER BY kb_id, lexeme")
     async with runtime.engine.connect() as conn:
         assert (await conn.execute(kept)).all() == (await conn.execute(true_counts)).all()
-        stats = (await conn.execute(sa.text("SELECT chunks FROM chunk_stats"))).scalar_one()
+        stats = (await conn.execute(sa.text("SELECT sum(chunks) FROM kb_chunk_stats"))).scalar_one()
         assert stats == (await conn.execute(sa.text("SELECT count(*) FROM chunks"))).scalar_one()
     async with runtime.engine.begin() as conn:
         await conn.execute(sa.text("DELETE FROM documents WHERE kb_id = :kb"), {"kb": indexed["other"]})
     async with runtime.engine.connect() as conn:
         assert (await conn.execute(kept)).all() == (await conn.execute(true_counts)).all()
-        assert (await conn.execute(sa.text("SELECT df FROM lexeme_stats WHERE lexeme = 'otter'"))).scalar_one() == 0
+        otter = sa.text("SELECT count(*) FROM kb_lexeme_stats WHERE lexeme = 'otter'")
+        assert (await conn.execute(otter)).scalar_one() == 0
 
 
 async def test_keyword_ranking_prefers_rare_words(runtime: Runtime, tmp_path: Path) -> None:
@@ -213,12 +215,16 @@ async def test_concurrent_document_swaps_keep_bm25_statistics_exact(
 
     async with runtime.engine.connect() as conn:
         true_counts = await conn.execute(
-            sa.text("SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme ORDER BY u.lexeme")
+            sa.text(
+                "SELECT c.kb_id, u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u "
+                "GROUP BY c.kb_id, u.lexeme ORDER BY c.kb_id, u.lexeme"
+            )
         )
-        kept = await conn.execute(sa.text("SELECT lexeme, df FROM lexeme_stats WHERE df > 0 ORDER BY lexeme"))
+        kept = await conn.execute(sa.text("SELECT kb_id, lexeme, df FROM kb_lexeme_stats ORDER BY kb_id, lexeme"))
         assert kept.all() == true_counts.all()
-        stats = (await conn.execute(sa.text("SELECT chunks FROM chunk_stats"))).scalar_one()
-        assert stats == (await conn.execute(sa.text("SELECT count(*) FROM chunks"))).scalar_one()
+        stats = await conn.execute(sa.text("SELECT kb_id, chunks FROM kb_chunk_stats WHERE chunks > 0 ORDER BY kb_id"))
+        counts = await conn.execute(sa.text("SELECT kb_id, count(*) FROM chunks GROUP BY kb_id ORDER BY kb_id"))
+        assert stats.all() == counts.all()
 
 
 async def test_a_small_kb_is_searched_exactly_once_the_statement_is_prepared(

@@ -56,6 +56,7 @@ async def create_key(
     """A new key for the actor's user. It never grants more than the actor holds: scopes, admin rights, KBs."""
     if actor.user_id is None:
         raise InvalidInput("an API key belongs to a user")
+    actor.require_unrestricted("manage API keys")
     name = " ".join(name.split())
     if not name or len(name) > MAX_NAME:
         raise InvalidInput(f"an API key needs a name of 1 to {MAX_NAME} characters")
@@ -95,11 +96,13 @@ async def create_key(
 
 async def list_keys(conn: AsyncConnection, actor: Actor) -> list[ApiKey]:
     """The actor's live keys (everyone's for the system actor); never their secrets."""
+    actor.require_unrestricted("manage API keys")
     return await store.list_keys(conn, user_id=actor.user_id)
 
 
 async def revoke_key(conn: AsyncConnection, actor: Actor, key_id: uuid.UUID) -> None:
     """Revoke one of the actor's keys (any key for the system actor); it stops working on the next request."""
+    actor.require_unrestricted("manage API keys")
     if not await store.revoke_key(conn, key_id=key_id, user_id=actor.user_id):
         raise NotFound("API key not found")
     await audit.record(conn, action=Action.key_revoked, actor=actor, target_type="api_key", target_id=key_id)

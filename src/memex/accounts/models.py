@@ -28,12 +28,10 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """What login needs to know about a user, password hash and lockout state included."""
+    """What login needs to know about a user: the account and its password hash."""
 
     user: User
     password_hash: str | None
-    failed_logins: int
-    locked_until: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,20 @@
-"""Logging in and out: password checks with lockout, and login sessions stored by the hash of their token."""
+"""Logging in and out: password checks throttled per account and client address, and login sessions stored by
+the hash of their token.
+
+A wrong password, an unknown email and a disabled account get the same answer (401, BAD_CREDENTIALS) after the
+same work (one argon2 verification), and all count as failures. Failures never lock an account: past
+MEMEX_LOGIN_MAX_ATTEMPTS from one address, that address waits between attempts (`ratelimit.LoginBackoff`), so
+a stranger guessing from elsewhere cannot keep the owner out. Every address also spends the per-address
+`login` rate limit across all accounts (api/deps.py), which bounds password spraying.
+"""
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from memex import origin
 from memex.accounts import passwords, store, tokens
 from memex.accounts.models import Login, SessionRecord, User
 from memex.accounts.service import actor_for, clean_email
@@ -19,62 +27,40 @@ from memex.runtime import Runtime
 BAD_CREDENTIALS = "invalid email or password"
 
 
-def _locked(until: datetime) -> RateLimited:
-    minutes = max(1, math.ceil((until - datetime.now(UTC)).total_seconds() / 60))
-    unit = "minute" if minutes == 1 else "minutes"
-    return RateLimited(f"account locked after too many failed logins: try again in {minutes} {unit}")
+def _attempt_key(email: str) -> str:
+    """Whose attempts these are: the email as typed (known or not, so back-off says nothing about which exist)
+    and the client's address."""
+    return f"{email.strip().lower()}|{origin.current().ip or 'local'}"
 
 
 async def login(runtime: Runtime, *, email: str, password: str) -> Login:
-    """Check a password and open a session; failures are counted, and too many lock the account for a while."""
+    """Check a password and open a session; see the module docstring for how failures are answered."""
     settings = runtime.settings
     if not settings.password_login:
         raise PermissionDenied(f"password login is turned off here: sign in with {settings.oidc_display_name}")
-    # Failures are committed on their own, so the count survives the error that follows.
     async with runtime.engine.begin() as conn:
         found = await store.credentials(conn, email.strip())
-    if found is None:
-        await passwords.verify_async(None, password)  # the same time as a real check: no probing for emails
-        await _failed(runtime, None, "unknown_email", email=email)
+    user = found.user if found else None
+    backoff = runtime.rate_limits.login_backoff
+    who = _attempt_key(email)
+    try:
+        attempt = await backoff.attempt(who)
+    except RateLimited:
+        await _failed(runtime, user, "locked", email=email)
+        raise
+    # Verified on every path, so that no answer comes sooner for an unknown or disabled account.
+    valid = await passwords.verify_async(found.password_hash if found else None, password)
+    if found is None or not valid or not found.user.is_active:
+        reason = "unknown_email" if found is None else "disabled" if valid else "wrong_password"
+        await _failed(runtime, user, reason, email=email, wait_seconds=backoff.wait_seconds(attempt))
         raise AuthenticationRequired(BAD_CREDENTIALS)
-    now = datetime.now(UTC)
-    if found.locked_until is not None and found.locked_until > now:
-        await _failed(runtime, found.user, "locked")
-        raise _locked(found.locked_until)
-    if not await passwords.verify_async(found.password_hash, password):
-        async with runtime.engine.begin() as conn:
-            locked_until = await store.record_failed_login(
-                conn,
-                user_id=found.user.id,
-                max_attempts=settings.login_max_attempts,
-                lockout_minutes=settings.login_lockout_minutes,
-            )
-            await _audit_failure(conn, found.user, "wrong_password")
-            if locked_until is not None:
-                await audit.record(
-                    conn,
-                    action=Action.lockout,
-                    actor=None,
-                    target_type="user",
-                    target_id=found.user.id,
-                    outcome="failure",
-                    detail={"email": found.user.email, "until": locked_until.isoformat()},
-                )
-        runtime.metrics.login_failed("wrong_password", locked_now=locked_until is not None)
-        if locked_until is not None:
-            raise _locked(locked_until)
-        raise AuthenticationRequired(BAD_CREDENTIALS)
-    if not found.user.is_active:
-        await _failed(runtime, found.user, "disabled")
-        raise PermissionDenied("this account is disabled: ask an administrator")
     assert found.password_hash is not None
+    await backoff.succeeded(who)
     new_hash = await passwords.hash_async(password) if passwords.needs_rehash(found.password_hash) else None
     token, csrf = tokens.session_token(), tokens.csrf_token()
-    expires_at = now + timedelta(hours=settings.session_hours)
+    expires_at = datetime.now(UTC) + timedelta(hours=settings.session_hours)
     async with runtime.engine.begin() as conn:
-        locked_until = await store.record_login(conn, user_id=found.user.id, new_hash=new_hash)
-        if locked_until is not None:
-            raise _locked(locked_until)  # guesses sent in parallel locked the account while this one was checked
+        await store.record_login(conn, user_id=found.user.id, new_hash=new_hash)
         await store.delete_stale_sessions(conn, user_id=found.user.id)
         await store.insert_session(
             conn, token_hash=tokens.digest(token), user_id=found.user.id, csrf_token=csrf, expires_at=expires_at
@@ -96,24 +82,28 @@ async def open_session(conn: AsyncConnection, user: User, *, hours: int) -> Logi
     return Login(user=user, token=token, csrf_token=csrf, expires_at=expires_at)
 
 
-async def _audit_failure(conn: AsyncConnection, user: User | None, reason: str, *, email: str | None = None) -> None:
-    detail = {"reason": reason, "email": user.email if user else _loggable_email(email)}
-    await audit.record(
-        conn,
-        action=Action.login_failed,
-        actor=None,
-        target_type="user",
-        target_id=user.id if user else None,
-        outcome="failure",
-        detail={k: v for k, v in detail.items() if v is not None},
-    )
-
-
-async def _failed(runtime: Runtime, user: User | None, reason: str, *, email: str | None = None) -> None:
-    """Record a refused login in a transaction of its own: the error that follows rolls nothing else back."""
-    runtime.metrics.login_failed(reason)
+async def _failed(
+    runtime: Runtime, user: User | None, reason: str, *, email: str | None = None, wait_seconds: int = 0
+) -> None:
+    """Record a refused login in a transaction of its own: the error that follows rolls nothing else back.
+    `wait_seconds`: how long this failure makes the client's next attempt at the account wait (a `lockout`)."""
+    runtime.metrics.login_failed(reason, locked_now=wait_seconds > 0)
+    shown = user.email if user else _loggable_email(email)
+    entries = [(Action.login_failed, {"reason": reason, "email": shown})]
+    if wait_seconds:
+        until = datetime.now(UTC) + timedelta(seconds=wait_seconds)
+        entries.append((Action.lockout, {"email": shown, "until": until.isoformat()}))
     async with runtime.engine.begin() as conn:
-        await _audit_failure(conn, user, reason, email=email)
+        for action, detail in entries:
+            await audit.record(
+                conn,
+                action=action,
+                actor=None,
+                target_type="user",
+                target_id=user.id if user else None,
+                outcome="failure",
+                detail={k: v for k, v in detail.items() if v is not None},
+            )
 
 
 def _loggable_email(email: str | None) -> str | None:

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -68,10 +69,17 @@ def client(runtime: Runtime) -> oidc.OidcClient:
 
 
 def safe_next(value: str | None) -> str:
-    """`value` if it is a path on this site, else "/": a crafted `next` must never send anyone elsewhere."""
-    if not value or len(value) > MAX_NEXT or not value.startswith("/") or value.startswith(("//", "/\\")):
+    """`value` if it is a path on this site, else "/": a crafted `next` must never send anyone elsewhere.
+
+    The one rule for every redirect to a `next` (the login page's script applies the same): one leading "/", and
+    no backslash, whitespace or control character anywhere, since browsers drop tabs and newlines from URLs
+    ("/\t/evil" becomes "//evil") and read a backslash as a slash."""
+    if not value or len(value) > MAX_NEXT or not value.startswith("/") or value[1:2] in ("/", "\\"):
         return "/"
-    if any(ord(c) < 32 or c == "\\" for c in value):
+    if any(c == "\\" or c.isspace() or ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
         return "/"
     return value
 

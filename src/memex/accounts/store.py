@@ -51,21 +51,13 @@ async def get_user_by_email(conn: AsyncConnection, email: str) -> User | None:
 async def credentials(conn: AsyncConnection, email: str) -> Credentials | None:
     row = (
         await conn.execute(
-            sa.text(
-                f"SELECT {USER_COLUMNS}, u.password_hash, u.failed_logins, u.locked_until "
-                "FROM users u WHERE lower(u.email) = lower(:email)"
-            ),
+            sa.text(f"SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE lower(u.email) = lower(:email)"),
             {"email": email},
         )
     ).first()
     if row is None:
         return None
-    return Credentials(
-        user=User.from_row(row),
-        password_hash=row.password_hash,
-        failed_logins=row.failed_logins,
-        locked_until=row.locked_until,
-    )
+    return Credentials(user=User.from_row(row), password_hash=row.password_hash)
 
 
 async def list_users(conn: AsyncConnection) -> list[User]:
@@ -111,41 +103,16 @@ async def update_flags(
     return User.from_row(row) if row else None
 
 
-async def record_failed_login(
-    conn: AsyncConnection, *, user_id: uuid.UUID, max_attempts: int, lockout_minutes: int
-) -> datetime | None:
-    """Count a failure atomically; at `max_attempts` lock the account. Returns the lock's end if now locked."""
-    row = (
-        await conn.execute(
-            sa.text(
-                "UPDATE users SET "
-                "locked_until = CASE WHEN failed_logins + 1 >= :max THEN now() + make_interval(mins => :minutes) "
-                "ELSE locked_until END, "
-                "failed_logins = CASE WHEN failed_logins + 1 >= :max THEN 0 ELSE failed_logins + 1 END "
-                "WHERE id = :id RETURNING CASE WHEN locked_until > now() THEN locked_until END AS locked_until"
-            ),
-            {"id": user_id, "max": max_attempts, "minutes": lockout_minutes},
-        )
-    ).first()
-    return row.locked_until if row else None
-
-
-async def record_login(conn: AsyncConnection, *, user_id: uuid.UUID, new_hash: str | None = None) -> datetime | None:
-    """Clear the failure count after a right password (storing a rehash if given), unless the account got locked
-    meanwhile by failures running alongside: then nothing changes and the lock's end is returned."""
-    row = (
-        await conn.execute(
-            sa.text(
-                "WITH target AS (SELECT id, locked_until FROM users WHERE id = :id FOR UPDATE), "
-                "cleared AS (UPDATE users u SET failed_logins = 0, locked_until = NULL, last_login_at = now(), "
-                "password_hash = coalesce(:hash, u.password_hash) FROM target t "
-                "WHERE u.id = t.id AND (t.locked_until IS NULL OR t.locked_until <= now()) RETURNING u.id) "
-                "SELECT t.locked_until, (SELECT count(*) FROM cleared) AS cleared FROM target t"
-            ),
-            {"id": user_id, "hash": new_hash},
-        )
-    ).one()
-    return None if row.cleared else row.locked_until
+async def record_login(conn: AsyncConnection, *, user_id: uuid.UUID, new_hash: str | None = None) -> None:
+    """Note a successful login (storing a rehash if given). Failures are throttled in the rate-limit store, not
+    here; the old lockout columns are cleared so that nothing stale remains in them."""
+    await conn.execute(
+        sa.text(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = now(), "
+            "password_hash = coalesce(:hash, password_hash) WHERE id = :id"
+        ),
+        {"id": user_id, "hash": new_hash},
+    )
 
 
 async def set_password(conn: AsyncConnection, *, user_id: uuid.UUID, password_hash: str) -> None:

@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     errors.install(app)
     security.install(app, settings)  # inside the access log, so that its refusals are logged too
     access_log.install(app)
+    security.trust_proxies(app, settings)  # outermost: the access log and every check see the client's address
     from memex.api.routes import admin, health, kbs, keys, metrics, oidc
     from memex.api.routes import auth as auth_routes
 

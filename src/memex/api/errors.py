@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import psycopg
 import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
@@ -10,19 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from memex.db.engine import DATABASE_ERRORS
 from memex.errors import MemexError, RateLimited
 
 log = structlog.get_logger("memex.api")
 
-# Errors that mean the database could not serve the request (down, restarting, unreachable, out of connections,
-# or a transient conflict), as opposed to a bug: the client may try again.
-DATABASE_ERRORS = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
 DATABASE_RETRY_AFTER_SECONDS = 5
 # SQLSTATE classes of a database that is away: connection exceptions, shutdown or start-up, no such database,
 # too many connections. No SQLSTATE at all means no server answered.

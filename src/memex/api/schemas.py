@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from memex.accounts.models import ApiKey, User
 from memex.documents.models import Document
 from memex.documents.service import MAX_NAME_CHARS
-from memex.kbs.models import KbListing, Member
+from memex.kbs.models import Invitation, KbListing, KbOwnership, Member
 
 
 def _storable(value: str) -> str:
@@ -138,6 +138,9 @@ class KbOut(BaseModel):
     role: str | None = Field(description="The caller's role: owner, editor or viewer (admins are owners).")
     is_personal: bool
     owner_id: uuid.UUID | None
+    owner_name: str | None = Field(
+        description="What to call its owner where it is shown (their email's local part); null for a local KB."
+    )
     document_count: int
     created_at: datetime
 
@@ -151,9 +154,68 @@ class KbOut(BaseModel):
             role=kb.role,
             is_personal=kb.is_personal,
             owner_id=kb.owner_id,
+            owner_name=kb.owner_name,
             document_count=listing.document_count,
             created_at=kb.created_at,
         )
+
+
+class AdminKbOut(BaseModel):
+    """A KB in the admin view: who really owns it and how big it is, never what it holds."""
+
+    id: uuid.UUID
+    name: str
+    is_personal: bool
+    owner_id: uuid.UUID | None
+    owner_email: str | None = Field(description="Null for a KB made by the local CLI.")
+    document_count: int
+    member_count: int = Field(description="Accepted members, the owner included.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, item: KbOwnership) -> AdminKbOut:
+        kb = item.kb
+        return cls(
+            id=kb.id,
+            name=kb.name,
+            is_personal=kb.is_personal,
+            owner_id=kb.owner_id,
+            owner_email=item.owner_email,
+            document_count=item.document_count,
+            member_count=item.member_count,
+            created_at=kb.created_at,
+        )
+
+
+class InvitationOut(BaseModel):
+    """A KB shared with the caller, waiting for them to accept or decline it."""
+
+    kb: uuid.UUID
+    name: str
+    description: str
+    is_personal: bool
+    owner_name: str | None
+    role: str = Field(description="The role offered: viewer or editor.")
+    invited_at: datetime
+
+    @classmethod
+    def of(cls, invitation: Invitation) -> InvitationOut:
+        kb = invitation.kb
+        return cls(
+            kb=kb.id,
+            name=kb.name,
+            description=kb.description,
+            is_personal=kb.is_personal,
+            owner_name=kb.owner_name,
+            role=kb.role or "viewer",
+            invited_at=invitation.invited_at,
+        )
+
+
+class DetailOut(BaseModel):
+    """A sentence saying what was done."""
+
+    detail: str
 
 
 class MemberIn(BaseModel):
@@ -234,8 +296,19 @@ class DocumentsOut(BaseModel):
 
 class AcceptedOut(BaseModel):
     id: uuid.UUID
-    name: str
+    name: str = Field(description="The name the file was sent under, as stored.")
     status: str
+
+
+class WrittenOut(BaseModel):
+    """What a write-only API key gets back from a change: the document's id and status, nothing it could not send."""
+
+    id: uuid.UUID
+    status: str
+
+    @classmethod
+    def of(cls, doc: Document) -> WrittenOut:
+        return cls(id=doc.id, status=doc.status)
 
 
 class UploadOut(BaseModel):
@@ -349,3 +422,29 @@ class AuditOut(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+# --- doctor ----------------------------------------------------------------------------------------------------
+
+
+class DoctorFindingOut(BaseModel):
+    severity: Literal["critical", "high", "medium", "low", "info"]
+    check: str
+    found: str
+    fix: str
+    data: dict[str, object]
+
+
+class DoctorManualOut(BaseModel):
+    severity: Literal["manual"]
+    check: str
+    item: str
+    how: str
+
+
+class DoctorOut(BaseModel):
+    """What `memex doctor --json` prints: findings worst first, the manual checklist, counts by severity."""
+
+    findings: list[DoctorFindingOut]
+    manual: list[DoctorManualOut]
+    summary: dict[str, object]

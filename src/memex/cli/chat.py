@@ -22,6 +22,7 @@ from memex.cli.remote import RemoteClient
 from memex.errors import MemexError, NotFound
 from memex.kbs.access import Actor
 from memex.runtime import Runtime, open_runtime
+from memex.safe_text import for_terminal
 from memex.settings import Settings
 
 Events = AsyncIterator[tuple[str, dict[str, Any]]]
@@ -41,11 +42,11 @@ class _Printer:
     def event(self, name: str, data: dict[str, Any]) -> None:
         if name == "token":
             self.answered.append(data["text"])
-            self.console.print(data["text"], end="", markup=False, highlight=False, soft_wrap=True)
+            self.console.print(for_terminal(data["text"]), end="", markup=False, highlight=False, soft_wrap=True)
         elif name == "error":
             if self.answered:
                 self.console.print()
-            self.console.print(f"[red]{escape(data['detail'])}[/red]", highlight=False)
+            self.console.print(f"[red]{escape(for_terminal(data['detail']))}[/red]", highlight=False)
             self.answered.clear()
         elif name == "citations":
             self._citations(data)
@@ -66,10 +67,10 @@ class _Printer:
         if sources:
             self.console.print("[bold]Sources[/bold]")
         for c in sources:
-            where = " › ".join(x for x in (c["heading"],) if x)
-            place = f" ({c['location']})" if c["location"] else ""
+            where = for_terminal(" › ".join(x for x in (c["heading"],) if x))
+            place = for_terminal(f" ({c['location']})" if c["location"] else "")
             self.console.print(
-                f"  [{c['n']}] [cyan]{escape(c['path'])}[/cyan]"
+                f"  [{c['n']}] [cyan]{escape(for_terminal(c['path']))}[/cyan]"
                 + (f"  {escape(where)}" if where else "")
                 + escape(place),
                 highlight=False,
@@ -77,10 +78,11 @@ class _Printer:
         for s in data.get("sentences") or []:
             if s["supported"] is False:
                 self.console.print(
-                    f"  [yellow]not supported by its sources:[/yellow] {escape(s['text'])}", highlight=False
+                    f"  [yellow]not supported by its sources:[/yellow] {escape(for_terminal(s['text']))}",
+                    highlight=False,
                 )
             elif s["supported"] is None and s.get("factual") and sources:
-                self.console.print(f"  [dim]no source cited:[/dim] {escape(s['text'])}", highlight=False)
+                self.console.print(f"  [dim]no source cited:[/dim] {escape(for_terminal(s['text']))}", highlight=False)
 
 
 async def _local_events(

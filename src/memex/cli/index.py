@@ -19,6 +19,7 @@ from memex.cli.main import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, run_async, setting
 from memex.cli.remote import RemoteClient
 from memex.ingest.folders import IndexSummary, ProgressSink, index_paths
 from memex.runtime import Runtime, open_runtime
+from memex.safe_text import for_terminal
 
 _HELP = """Index files or folders (recursively) into a knowledge base, incrementally.
 
@@ -40,7 +41,7 @@ class _BarProgress(ProgressSink):
 
     def advance(self, outcome: str, path: str) -> None:
         name = Path(path).name if path else ""
-        self._progress.update(self._task, advance=1, description=f"{outcome:>9} {escape(name)[:40]}")
+        self._progress.update(self._task, advance=1, description=f"{outcome:>9} {escape(for_terminal(name))[:40]}")
 
 
 def _print_summary(console: Console, summary: IndexSummary) -> None:
@@ -50,7 +51,8 @@ def _print_summary(console: Console, summary: IndexSummary) -> None:
     table.add_row("failed", f"[red]{len(summary.failed)}[/red]" if summary.failed else "0")
     console.print(table)
     for failure in summary.failed:
-        console.print(f"  [red]✗[/red] {escape(failure.path)}: {escape(failure.reason)}", highlight=False)
+        shown = f"{escape(for_terminal(failure.path))}: {escape(for_terminal(failure.reason))}"
+        console.print(f"  [red]✗[/red] {shown}", highlight=False)
     console.print(f"{summary.chunks} chunks embedded in {summary.seconds:.1f} s")
 
 

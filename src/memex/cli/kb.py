@@ -14,6 +14,7 @@ from memex.errors import InvalidInput
 from memex.kbs import service
 from memex.kbs.access import Actor, Role
 from memex.kbs.models import KbListing, KnowledgeBase, Member
+from memex.safe_text import for_terminal
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
                 return await service.create_kb(conn, Actor.system(), name=name, description=description, owner=owner_id)
 
         kb = run_async(go)
-        typer.echo(f"created knowledge base {kb.name!r}: {kb.id}")
+        typer.echo(for_terminal(f"created knowledge base {kb.name!r}: {kb.id}"))
 
     @group.command("list")
     def list_kbs(ctx: typer.Context) -> None:
@@ -54,7 +55,8 @@ def register(app: typer.Typer) -> None:
             kb = item.kb
             owner = emails.get(kb.owner_id, str(kb.owner_id)) if kb.owner_id else "(local)"
             personal = "  [personal]" if kb.is_personal else ""
-            typer.echo(f"{kb.id}  {kb.name}  owner: {owner}  documents: {item.document_count}{personal}")
+            shown = for_terminal(f"{kb.id}  {kb.name}  owner: {owner}  documents: {item.document_count}{personal}")
+            typer.echo(shown)
 
     @group.command("share")
     def share(
@@ -63,7 +65,7 @@ def register(app: typer.Typer) -> None:
         user: Annotated[str, typer.Option("--user", help="Email of the user to share with.")],
         role: Annotated[str, typer.Option("--role", help="viewer or editor.")] = "viewer",
     ) -> None:
-        """Share a knowledge base with a user as viewer or editor."""
+        """Add a user to a knowledge base as viewer or editor at once (a local admin action: no invitation)."""
         settings = settings_from(ctx)
 
         async def go() -> Member:
@@ -74,7 +76,7 @@ def register(app: typer.Typer) -> None:
             except ValueError as exc:
                 raise InvalidInput("ID is the knowledge base's id, as `memex kb list` shows it") from exc
             async with system_connection(settings) as conn:
-                return await service.share(conn, Actor.system(), parsed, email=user, role=Role[role])
+                return await service.add_member(conn, Actor.system(), parsed, email=user, role=Role[role])
 
         member = run_async(go)
-        typer.echo(f"shared {kb_id} with {member.email} as {member.role}")
+        typer.echo(f"shared {kb_id} with {member.email} as {member.role} (added directly, without an invitation)")

@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import sqlalchemy.exc
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from memex.db.engine import DATABASE_ERRORS
 from memex.errors import MemexError
 from memex.settings import Settings
 
@@ -57,8 +59,18 @@ def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
     except MemexError as exc:
         err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
         raise typer.Exit(EXIT_FATAL) from exc
+    except DATABASE_ERRORS as exc:
+        err_console.print(f"[red]error:[/red] {escape(database_unavailable(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FATAL) from exc
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def database_unavailable(exc: BaseException) -> str:
+    """What a person reads when the database went away in the middle of a command."""
+    cause = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None else exc
+    first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    return f"the database is unavailable ({first}): check that it is running and try again"
 
 
 def _register() -> None:
@@ -83,6 +95,17 @@ def _register() -> None:
     from memex.cli import mcp
 
     mcp.register(app)
+    from memex.cli import backup
+
+    backup.register(app)
+    from memex.cli import capacity, loadtest
+
+    loadtest.register(app)
+    capacity.register(app)
+    from memex.cli import db, doctor
+
+    doctor.register(app)
+    db.register(app)
 
 
 _register()

@@ -16,6 +16,7 @@ from memex.cli.remote import RemoteClient
 from memex.errors import NotFound
 from memex.kbs.access import Actor
 from memex.runtime import open_runtime
+from memex.safe_text import for_terminal
 from memex.search import service
 from memex.search.models import SearchFilters, SearchRequest, SearchResult
 
@@ -28,7 +29,9 @@ def _to_rich(snippet_html: str) -> str:
     parts = _MARK.split(snippet_html)
     # split() alternates plain text and marked text.
     return "".join(
-        f"[bold yellow]{escape(html.unescape(p))}[/bold yellow]" if i % 2 else escape(html.unescape(p))
+        f"[bold yellow]{escape(for_terminal(html.unescape(p)))}[/bold yellow]"
+        if i % 2
+        else escape(for_terminal(html.unescape(p)))
         for i, p in enumerate(parts)
     )
 
@@ -39,9 +42,10 @@ def _print_results(console: Console, results: list[dict[str, Any]]) -> None:
         console.print("no results: try other words, or `memex index PATH` to add documents")
         return
     for n, r in enumerate(results, 1):
-        where = " · ".join(x for x in (r["heading"], r["location"]) if x)
-        console.print(f"[bold]{n}. {escape(r['title'])}[/bold]  [dim]{r['score']:.4f}[/dim]", highlight=False)
-        place = f"   [cyan]{escape(r['path'])}[/cyan]" + (f"  [dim]{escape(where)}[/dim]" if where else "")
+        where = for_terminal(" · ".join(x for x in (r["heading"], r["location"]) if x))
+        title, path = for_terminal(r["title"]), for_terminal(r["path"])
+        console.print(f"[bold]{n}. {escape(title)}[/bold]  [dim]{r['score']:.4f}[/dim]", highlight=False)
+        place = f"   [cyan]{escape(path)}[/cyan]" + (f"  [dim]{escape(where)}[/dim]" if where else "")
         console.print(place, highlight=False)
         console.print("   " + _to_rich(" ".join(r["snippet"].split())), highlight=False)
         console.print()

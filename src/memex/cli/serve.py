@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +25,7 @@ from memex.cli.kb_resolve import DEFAULT_KB, resolve_kb
 from memex.cli.main import EXIT_FATAL, run_async, settings_from
 from memex.errors import MemexError
 from memex.ingest.folders import index_paths
-from memex.jobs.app import build_app, run_worker
+from memex.jobs.app import build_app, run_worker, supervise
 from memex.logging import configure_logging
 from memex.runtime import Runtime, open_runtime
 from memex.settings import Settings
@@ -36,8 +36,6 @@ console = Console(stderr=True)
 # Jobs run in the server's event loop; their parsing and embedding run in threads. Two at a time keep a
 # large PDF from holding up small files without starving the API of CPU.
 IN_PROCESS_CONCURRENCY = 2
-# How long a crashed background loop (worker, folder watcher) waits before starting again.
-RESTART_SECONDS = 5.0
 # Largest request line and headers accepted. httptools cannot parse URLs over 64 KiB, and h11 stops at 16 KiB by
 # default; with h11 and this limit an over-long search query reaches the app and gets a precise JSON error.
 MAX_REQUEST_HEAD_BYTES = 256 * 1024
@@ -73,14 +71,14 @@ class _HttpProtocol(H11Protocol):
 
 
 def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
-    """How `memex serve` runs uvicorn: behind a proxy, with our logging, and the request head limit."""
+    """How `memex serve` runs uvicorn: with our logging and the request head limit."""
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's records go through our structured, redacting logging
-        proxy_headers=True,
+        proxy_headers=False,  # the app reads them itself, from MEMEX_TRUSTED_PROXIES only (api/security.py)
         server_header=False,
         http=_HttpProtocol,
         h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
@@ -93,19 +91,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
-    """Run a background loop for the life of the server, restarting it if it crashes."""
-    while True:
-        try:
-            await run()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a crashed loop must not take the API down; it is logged and restarted
-            log.exception(f"{name} crashed; restarting", restart_in_s=RESTART_SECONDS)
-            await asyncio.sleep(RESTART_SECONDS)
 
 
 async def _keep_indexed(runtime: Runtime, paths: list[Path], stop: asyncio.Event) -> None:
@@ -165,12 +150,12 @@ async def serve_forever(settings: Settings, *, paths: list[Path], worker: bool) 
             await jobs_app.open_async()
             background.append(
                 asyncio.create_task(
-                    _supervise("job worker", lambda: run_worker(jobs_app, concurrency=IN_PROCESS_CONCURRENCY))
+                    supervise("job worker", lambda: run_worker(jobs_app, concurrency=IN_PROCESS_CONCURRENCY), stop)
                 )
             )
         if paths:
             background.append(
-                asyncio.create_task(_supervise("folder indexer", lambda: _keep_indexed(runtime, paths, stop)))
+                asyncio.create_task(supervise("folder indexer", lambda: _keep_indexed(runtime, paths, stop), stop))
             )
         try:
             await server.serve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
@@ -17,7 +18,7 @@ from rich.console import Console
 from memex.api.routes.metrics import PATH, create_metrics_app
 from memex.cli.main import run_async, settings_from
 from memex.errors import ConfigurationError
-from memex.jobs.app import build_app, run_worker
+from memex.jobs.app import build_app, run_worker, supervise
 from memex.logging import configure_logging
 from memex.runtime import Runtime, open_runtime
 from memex.settings import Settings
@@ -80,7 +81,23 @@ async def work_forever(settings: Settings, *, concurrency: int, metrics_host: st
             jobs_app = build_app(runtime, pool_size=concurrency + 3)
             await stack.enter_async_context(jobs_app.open_async())
             console.print(f"Memex worker running {concurrency} job(s) at a time (Ctrl-C to stop)")
-            await run_worker(jobs_app, concurrency=concurrency, install_signal_handlers=True)
+            stop = asyncio.Event()
+            worker = asyncio.create_task(
+                supervise("job worker", lambda: run_worker(jobs_app, concurrency=concurrency), stop)
+            )
+
+            def on_signal() -> None:
+                stop.set()
+                worker.cancel()  # the worker turns this into a graceful stop: running jobs finish first
+
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
+            try:
+                await asyncio.gather(worker, return_exceptions=True)
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
     finally:
         await runtime.close()
 

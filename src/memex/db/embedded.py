@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from memex.db import embedded_guard
 from memex.errors import DatabaseUnavailable
 
 DATABASE_NAME = "memex"
@@ -25,7 +26,13 @@ class EmbeddedPostgres:
         pg_dir = data_dir / "pg"
         try:
             pg_dir.parent.mkdir(parents=True, exist_ok=True)
+            if pg_dir.exists():
+                with embedded_guard.lock():
+                    embedded_guard.forget_dead_users(pg_dir.resolve())
             self._server = pgserver.get_server(pg_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+            # pgserver stops the server when its last user exits normally; the guard, when the last is killed.
+            with embedded_guard.lock():
+                embedded_guard.ensure_guard(pg_dir.resolve())
         except Exception as exc:  # pgserver raises bare subprocess and OS errors
             reason = str(exc).strip() or type(exc).__name__
             raise DatabaseUnavailable(

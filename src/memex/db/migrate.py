@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -36,8 +37,12 @@ def current_revision(connection: sa.Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(url: str) -> bool:
-    """Bring the database to the latest revision; returns whether anything was applied."""
+def upgrade(url: str, *, before: Callable[[str, str | None], None] | None = None) -> bool:
+    """Bring the database to the latest revision; returns whether anything was applied.
+
+    `before(url, current_revision)` runs under the lock just before migrating (once, however many processes
+    start together): the pre-upgrade backup. If it raises, nothing is migrated.
+    """
     engine = sa.create_engine(sqlalchemy_url(url), poolclass=NullPool)
     try:
         with engine.connect() as conn:
@@ -52,7 +57,10 @@ def upgrade(url: str) -> bool:
                 if current_revision(conn) == head:
                     conn.rollback()
                     return False
+                revision = current_revision(conn)
                 conn.rollback()
+                if before is not None:
+                    before(url, revision)
                 command.upgrade(alembic_config(conn), "head")
                 conn.commit()
                 return True

@@ -191,21 +191,23 @@ chunks = sa.Table(
 )
 
 
-# Full-text statistics for BM25 ranking, kept current by triggers on chunks (migration 0002).
-lexeme_stats = sa.Table(
-    "lexeme_stats",
+# Full-text statistics for BM25 ranking, per knowledge base, kept current by triggers on chunks (migration 0007).
+# A search sums them over the KBs it covers, so no other tenant's documents shift its scores.
+kb_lexeme_stats = sa.Table(
+    "kb_lexeme_stats",
     metadata,
     sa.Column("lexeme", sa.Text, primary_key=True),
+    sa.Column("kb_id", UUID(as_uuid=True), sa.ForeignKey("knowledge_bases.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("df", sa.BigInteger, nullable=False),
+    sa.Index("kb_lexeme_stats_kb_idx", "kb_id"),
 )
 
-chunk_stats = sa.Table(
-    "chunk_stats",
+kb_chunk_stats = sa.Table(
+    "kb_chunk_stats",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kb_id", UUID(as_uuid=True), sa.ForeignKey("knowledge_bases.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("chunks", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("lexemes", sa.BigInteger, nullable=False, server_default="0"),
-    sa.CheckConstraint("id = 1", name="chunk_stats_single_row"),
 )
 
 conversations = sa.Table(

@@ -25,9 +25,9 @@ from memex.documents import store
 from memex.documents.models import Document
 from memex.errors import Conflict, InvalidInput, NotFound, ParseError, UnsupportedFileType
 from memex.ingest import detect
-from memex.ingest.folders import chunker_for
 from memex.ingest.parsers import SUPPORTED_EXTENSIONS, extension_of, mime_for
-from memex.ingest.prepare import file_type, prepare
+from memex.ingest.prepare import file_type
+from memex.jobs import fairness
 from memex.kbs.access import Actor, Role, kb_filter, scope_for
 from memex.kbs.service import require_kb
 from memex.runtime import Runtime
@@ -85,8 +85,10 @@ async def upload(
         for name, data in files.items():
             sha = hashlib.sha256(data).hexdigest()
             existing = await store.find_by_path(conn, kb_id=kb_id, source_path=name)
-            if existing is not None and existing.sha256 == sha and existing.status != "failed":
-                documents.append(existing)  # same content, already indexed or on its way
+            if existing is not None and existing.sha256 == sha and existing.status != "failed" and actor.can_read:
+                # Same content, already indexed or on its way. A write-only key is not told so (it would learn what
+                # the KB holds): its file is queued again like any other.
+                documents.append(existing)
                 continue
             await store.put_blob(conn, sha256=sha, data=data)
             document_id = await store.upsert_document(
@@ -115,7 +117,7 @@ async def upload(
             found = await store.find_by_path(conn, kb_id=kb_id, source_path=name)
             assert found is not None
             documents.append(found)
-        await jobs.defer_ingest(conn, document_ids=queued)
+        await jobs.defer_ingest(conn, document_ids=queued, owner=fairness.owner_of(actor))
     log.info(
         "documents uploaded",
         kb=str(kb_id),
@@ -227,7 +229,7 @@ async def retry(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> Docum
         if doc.status != "failed":
             raise Conflict(f"only a failed document can be retried; this one is {doc.status}")
         await store.mark_status(conn, document_id=doc.id, status="queued")
-        await jobs.defer_ingest(conn, document_ids=[doc.id])
+        await jobs.defer_ingest(conn, document_ids=[doc.id], owner=fairness.owner_of(actor))
     return dataclasses.replace(doc, status="queued", error=None)
 
 
@@ -244,7 +246,8 @@ async def ingest(runtime: Runtime, document_id: uuid.UUID) -> None:
         await finish_failed(runtime, doc, "the original file is missing from the database: upload it again")
         return
     try:
-        prepared = await asyncio.to_thread(prepare, data, doc.source_path, chunker_for(runtime))
+        # Read in the parsing sandbox: the file is untrusted and this process may be serving requests.
+        prepared = await runtime.parse_pool.prepare(data, doc.source_path)
     except (ParseError, UnsupportedFileType) as exc:
         await finish_failed(runtime, doc, exc.message)
         return

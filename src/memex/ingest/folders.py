@@ -113,7 +113,7 @@ async def index_paths(
         await pipeline.run(
             engine=runtime.engine,
             embedder=embedder,
-            chunker=chunker_for(runtime),
+            prepare=runtime.parse_pool.prepare,
             kb_id=kb_id,
             items=work,
             outcomes=outcomes,

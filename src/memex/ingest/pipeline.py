@@ -1,7 +1,8 @@
 """Indexing files into a knowledge base: parse → chunk → embed → store, pipelined so embedding never waits.
 
-Parsing runs in one thread, embedding in another (it uses every core), storing on the event loop; each
-document is written in its own transaction, so a crash leaves it either fully old or fully new.
+Parsing runs in the parsing sandbox (separate processes, see `sandbox.py`), embedding in a thread (it uses
+every core), storing on the event loop; each document is written in its own transaction, so a crash leaves it
+either fully old or fully new.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,8 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from memex.documents import store as documents
 from memex.embeddings.base import Embedder
 from memex.errors import MemexError
-from memex.ingest.chunking import Chunker
-from memex.ingest.prepare import Prepared, prepare
+from memex.ingest.prepare import Prepared
 from memex.ingest.scan import Failure
 from memex.metrics import Metrics
 
@@ -62,13 +62,15 @@ class _Ready:
 
 
 ProgressFn = Callable[[str, str], None]
+# Reads a file's bytes into chunks: `ParsePool.prepare`, so that every file is read in the sandbox.
+PrepareFn = Callable[[bytes, str], Awaitable[Prepared]]
 
 
 async def run(
     *,
     engine: AsyncEngine,
     embedder: Embedder,
-    chunker: Chunker,
+    prepare: PrepareFn,
     kb_id: uuid.UUID,
     items: Sequence[WorkItem],
     outcomes: Outcomes,
@@ -93,7 +95,7 @@ async def run(
                 started = time.perf_counter()
                 try:
                     data, sha = await asyncio.to_thread(item.load)
-                    prepared = await asyncio.to_thread(prepare, data, item.name, chunker)
+                    prepared = await prepare(data, item.name)
                 except FileNotFoundError:
                     fail(item.source_path, "file disappeared before it could be read")
                     continue

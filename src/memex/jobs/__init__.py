@@ -21,10 +21,16 @@ INGEST_QUEUE = "ingest"
 INGEST_TASK = f"{NAMESPACE}:ingest_document"
 
 
-async def defer_ingest(conn: AsyncConnection, *, document_ids: Sequence[uuid.UUID]) -> None:
-    """Enqueue one ingestion job per document, in `conn`'s transaction, carrying the current request's id."""
+async def defer_ingest(conn: AsyncConnection, *, document_ids: Sequence[uuid.UUID], owner: str = "system") -> None:
+    """Enqueue one ingestion job per document, in `conn`'s transaction, carrying the current request's id.
+
+    `owner` (see `fairness.owner_of`) takes its turn: its jobs queue behind the ones it already has waiting.
+    """
+    from memex.jobs import fairness
+
     if not document_ids:
         return
+    ahead = await fairness.waiting(conn, queue=INGEST_QUEUE, task=INGEST_TASK, owner=owner)
     request_id = origin.current().request_id
     extra = {"request_id": request_id} if request_id else {}
     raw = await conn.get_raw_connection()
@@ -39,9 +45,10 @@ async def defer_ingest(conn: AsyncConnection, *, document_ids: Sequence[uuid.UUI
                 lock=f"document:{document_id}",
                 queueing_lock=None,
                 task_name=INGEST_TASK,
-                task_kwargs={"document_id": str(document_id), **extra},
+                priority=-(ahead + position),
+                task_kwargs={"document_id": str(document_id), "owner": owner, **extra},
             )
-            for document_id in document_ids
+            for position, document_id in enumerate(document_ids)
         ],
         connection=raw.driver_connection,
     )

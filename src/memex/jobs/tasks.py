@@ -26,10 +26,20 @@ log = structlog.get_logger("memex.jobs")
 JOB_HISTORY_HOURS = 7 * 24
 
 
-def reason(exc: BaseException) -> str:
-    """What a user reads about a failed attempt."""
+def reason(exc: BaseException, *, request_id: str | None = None, job_id: int | None = None) -> str:
+    """What a user reads about a failed attempt: our own messages as they are, never an internal error's text
+    (it may hold SQL and its parameters); the log keeps that, under the request id (or job id) named here."""
     if isinstance(exc, MemexError):
         return exc.message
+    where = f"request id {request_id}" if request_id else f"job {job_id}"
+    return (
+        "Memex could not index this document because of an internal error; "
+        f"an administrator can find the details in the logs ({where})"
+    )
+
+
+def detail(exc: BaseException) -> str:
+    """What the log keeps about a failed attempt."""
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -38,7 +48,9 @@ def blueprint(runtime: Runtime, *, retry: RetryStrategy = RETRY) -> Blueprint:
     bp = Blueprint()
 
     @bp.task(name="ingest_document", queue=jobs.INGEST_QUEUE, retry=retry, pass_context=True)
-    async def ingest_document(context: JobContext, document_id: str, request_id: str | None = None) -> None:
+    async def ingest_document(
+        context: JobContext, document_id: str, request_id: str | None = None, owner: str | None = None
+    ) -> None:
         """Parse, chunk, embed and store one uploaded document."""
         doc_id = uuid.UUID(document_id)
         attempt = context.job.attempts + 1
@@ -55,8 +67,9 @@ def blueprint(runtime: Runtime, *, retry: RetryStrategy = RETRY) -> Blueprint:
                 await service.ingest(runtime, doc_id)
             except Exception as exc:
                 final = retry.max_attempts is not None and context.job.attempts >= retry.max_attempts
-                log.warning("job failed", attempt=attempt, final=final, error=reason(exc)[:500])
-                await service.attempt_failed(runtime, doc_id, reason=reason(exc), final=final)
+                log.warning("job failed", attempt=attempt, final=final, error=detail(exc)[:4000])
+                shown = reason(exc, request_id=request_id, job_id=context.job.id)
+                await service.attempt_failed(runtime, doc_id, reason=shown, final=final)
                 raise
             log.info("job finished", attempt=attempt, duration_ms=round((time.perf_counter() - started) * 1000, 1))
 

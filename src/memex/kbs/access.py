@@ -1,7 +1,9 @@
 """The only code that decides what an actor may read or write, expressed as SQL every store joins.
 
-Roles rank viewer < editor < owner. Admins act as owners everywhere; the local system actor (the CLI
-working directly on the database) sees everything. An API key may narrow a user to some KBs and scopes.
+Roles rank viewer < editor < owner. A user reaches the KBs they own and those shared with them once they accepted
+the invitation. Admins act as owners of every KB except other users' personal ones, which stay private unless
+shared; the local system actor (the CLI working directly on the database) sees everything. An API key may narrow a
+user to some KBs and scopes; such a restricted key cannot manage the account (keys, invitations).
 """
 
 from __future__ import annotations
@@ -44,17 +46,41 @@ class Actor:
         if scope not in self.scopes and "admin" not in self.scopes:
             raise PermissionDenied(f"this API key lacks the '{scope}' scope")
 
+    @property
+    def can_read(self) -> bool:
+        """Whether the actor may read what it reaches (a write-only key may not)."""
+        return "read" in self.scopes or "admin" in self.scopes
+
+    @property
+    def is_restricted(self) -> bool:
+        """An API key narrower than its user: limited to some KBs, or without every scope the user could hold."""
+        if self.api_key_id is None:
+            return False
+        full = "admin" in self.scopes or (not self.is_admin and {"read", "write"} <= self.scopes)
+        return self.kb_ids is not None or not full
+
+    def require_unrestricted(self, what: str) -> None:
+        """Account management needs a session or a key with all of its user's rights."""
+        if self.is_restricted:
+            raise PermissionDenied(
+                f"this API key is restricted (to some knowledge bases or scopes) and cannot {what}: "
+                "use a session or a key with all of your account's scopes"
+            )
+
 
 def kb_filter(actor: Actor, role: Role = Role.viewer, *, column: str = "kb.id") -> tuple[str, dict[str, object]]:
     """A SQL condition on `column` (a KB id) true for the KBs `actor` holds at least `role` on, and its parameters."""
     params: dict[str, object] = {}
     conditions: list[str] = []
-    if not (actor.is_system or actor.is_admin):
+    if not actor.is_system:
         params["access_user_id"] = actor.user_id
         params["access_roles"] = [r.name for r in Role if r >= role]
+        # Pending invitations (accepted_at NULL) count for nothing; other users' personal KBs stay private to admins.
+        admin_reach = "UNION ALL SELECT k.id FROM knowledge_bases k WHERE NOT k.is_personal " if actor.is_admin else ""
         conditions.append(
-            f"{column} IN (SELECT m.kb_id FROM kb_members m "
-            "WHERE m.user_id = :access_user_id AND m.role = ANY(:access_roles))"
+            f"{column} IN (SELECT k.id FROM knowledge_bases k WHERE k.owner_id = :access_user_id "
+            "UNION ALL SELECT m.kb_id FROM kb_members m WHERE m.user_id = :access_user_id "
+            f"AND m.accepted_at IS NOT NULL AND m.role = ANY(:access_roles) {admin_reach})"
         )
     if actor.kb_ids is not None:
         params["access_kb_ids"] = list(actor.kb_ids)

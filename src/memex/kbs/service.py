@@ -17,7 +17,7 @@ from memex.documents import store as documents
 from memex.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from memex.kbs import store
 from memex.kbs.access import Actor, Role, scope_for
-from memex.kbs.models import KbListing, KnowledgeBase, Member
+from memex.kbs.models import Invitation, KbListing, KbOwnership, KnowledgeBase, Member
 
 PERSONAL_KB = "Personal"
 MAX_NAME = 200
@@ -134,8 +134,43 @@ async def list_members(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID) ->
     return await store.members(conn, kb_id=kb.id)
 
 
-async def share(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, *, email: str, role: Role) -> Member:
-    """Give a user viewer or editor access (owner or admin); sharing again changes the role."""
+async def invite(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, *, email: str, role: Role) -> str:
+    """Invite a user as viewer or editor (owner or admin); the KB counts for them once they accept.
+
+    The answer reads the same whether or not the address has an account, and an unknown address creates nothing.
+    Inviting an accepted member again changes their role (the member list shows them anyway).
+    """
+    kb = await require_kb(conn, actor, kb_id, Role.owner)
+    if role not in SHARE_ROLES:
+        raise InvalidInput("a knowledge base can be shared as viewer or editor")
+    email = email.strip()
+    user = await accounts.get_user_by_email(conn, email)
+    if user is not None and user.id == kb.owner_id:
+        raise Conflict("this user owns the knowledge base")
+    existing = None if user is None else await store.member(conn, kb_id=kb.id, user_id=user.id)
+    if user is not None:
+        await store.add_member(conn, kb_id=kb.id, user_id=user.id, role=role)
+        accepted = existing is not None and existing.accepted_at is not None
+        await audit.record(
+            conn,
+            action=Action.kb_shared if accepted else Action.kb_invited,
+            actor=actor,
+            target_type="kb",
+            target_id=kb.id,
+            detail={"user_id": str(user.id), "email": user.email, "role": role.name},
+        )
+        if accepted:
+            return f"{user.email} is now {role.name} of this knowledge base."
+    return (
+        f"If {email} has an account, they have been invited as {role.name}; "
+        "the knowledge base is shared once they accept."
+    )
+
+
+async def add_member(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, *, email: str, role: Role) -> Member:
+    """Make a user a member at once, without an invitation: only the local system (the CLI on the database) may."""
+    if not actor.is_system:
+        raise PermissionDenied("only the local command line adds members without an invitation")
     kb = await require_kb(conn, actor, kb_id, Role.owner)
     if role not in SHARE_ROLES:
         raise InvalidInput("a knowledge base can be shared as viewer or editor")
@@ -144,7 +179,7 @@ async def share(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, *, email:
         raise NotFound("no user with this email")
     if user.id == kb.owner_id:
         raise Conflict("this user owns the knowledge base")
-    await store.add_member(conn, kb_id=kb.id, user_id=user.id, role=role)
+    await store.add_member(conn, kb_id=kb.id, user_id=user.id, role=role, accepted=True)
     await audit.record(
         conn,
         action=Action.kb_shared,
@@ -156,6 +191,41 @@ async def share(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, *, email:
     found = await store.member(conn, kb_id=kb.id, user_id=user.id)
     assert found is not None
     return found
+
+
+async def list_invitations(conn: AsyncConnection, actor: Actor) -> list[Invitation]:
+    """The KBs shared with the actor that they have not accepted yet."""
+    actor.require_unrestricted("see or answer invitations")
+    if actor.user_id is None:
+        return []
+    return await store.invitations(conn, user_id=actor.user_id)
+
+
+async def answer_invitation(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, *, accept: bool) -> None:
+    """Accept a pending invitation (the KB joins the actor's search, chat and list) or decline it (it is deleted)."""
+    actor.require_unrestricted("see or answer invitations")
+    actor.require_scope("write")
+    if actor.user_id is None:
+        raise NotFound("invitation not found")
+    answer = store.accept_invitation if accept else store.decline_invitation
+    role = await answer(conn, kb_id=kb_id, user_id=actor.user_id)
+    if role is None:
+        raise NotFound("invitation not found")
+    await audit.record(
+        conn,
+        action=Action.kb_invitation_accepted if accept else Action.kb_invitation_declined,
+        actor=actor,
+        target_type="kb",
+        target_id=kb_id,
+        detail={"user_id": str(actor.user_id), "role": role},
+    )
+
+
+async def list_all_kbs(conn: AsyncConnection, actor: Actor) -> list[KbOwnership]:
+    """Every KB with its real owner and counts, never its contents (admins only)."""
+    if not actor.is_admin:
+        raise PermissionDenied("administrators only")
+    return await store.list_all(conn)
 
 
 async def unshare(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, user_id: uuid.UUID) -> None:

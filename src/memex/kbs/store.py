@@ -9,18 +9,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.documents import store as documents
 from memex.kbs.access import Actor, Role, kb_filter
-from memex.kbs.models import KnowledgeBase, Member
+from memex.kbs.models import Invitation, KbOwnership, KnowledgeBase, Member
 
 _COLUMNS = "kb.id, kb.name, kb.description, kb.owner_id, kb.is_personal, kb.created_at"
+# What a KB's owner is called where the KB is shown: the local part of their email (never an id).
+_MEMBER_COLUMNS = "m.user_id, u.email, m.role, m.created_at, m.accepted_at"
+_OWNER_NAME = "(SELECT split_part(o.email, '@', 1) FROM users o WHERE o.id = kb.owner_id) AS owner_name"
 
 
 def _role_sql(actor: Actor) -> tuple[str, dict[str, object]]:
-    """The actor's role on each KB, as a SQL expression (admins and the system are owners)."""
-    if actor.is_system or actor.is_admin:
+    """The actor's role on each KB, as a SQL expression (the system is owner; admins are owners of what they reach
+    beyond their memberships, that is every KB but other users' personal ones)."""
+    if actor.is_system:
         return "'owner'", {}
-    return "(SELECT m.role FROM kb_members m WHERE m.kb_id = kb.id AND m.user_id = :role_user_id)", {
-        "role_user_id": actor.user_id
-    }
+    admin = "OR NOT kb.is_personal " if actor.is_admin else ""
+    return (
+        f"CASE WHEN kb.owner_id = :role_user_id {admin}THEN 'owner' ELSE (SELECT m.role FROM kb_members m "
+        "WHERE m.kb_id = kb.id AND m.user_id = :role_user_id AND m.accepted_at IS NOT NULL) END",
+        {"role_user_id": actor.user_id},
+    )
 
 
 async def list_for(conn: AsyncConnection, actor: Actor, role: Role = Role.viewer) -> list[KnowledgeBase]:
@@ -28,7 +35,10 @@ async def list_for(conn: AsyncConnection, actor: Actor, role: Role = Role.viewer
     where, params = kb_filter(actor, role)
     role_sql, role_params = _role_sql(actor)
     rows = await conn.execute(
-        sa.text(f"SELECT {_COLUMNS}, {role_sql} AS role FROM knowledge_bases kb WHERE {where} ORDER BY kb.name, kb.id"),
+        sa.text(
+            f"SELECT {_COLUMNS}, {_OWNER_NAME}, {role_sql} AS role FROM knowledge_bases kb "
+            f"WHERE {where} ORDER BY kb.name, kb.id"
+        ),
         params | role_params,
     )
     return [KnowledgeBase.from_row(r) for r in rows]
@@ -41,7 +51,10 @@ async def get_for(
     role_sql, role_params = _role_sql(actor)
     row = (
         await conn.execute(
-            sa.text(f"SELECT {_COLUMNS}, {role_sql} AS role FROM knowledge_bases kb WHERE kb.id = :kb_id AND {where}"),
+            sa.text(
+                f"SELECT {_COLUMNS}, {_OWNER_NAME}, {role_sql} AS role FROM knowledge_bases kb "
+                f"WHERE kb.id = :kb_id AND {where}"
+            ),
             params | role_params | {"kb_id": kb_id},
         )
     ).first()
@@ -54,7 +67,8 @@ async def find_by_name(conn: AsyncConnection, actor: Actor, name: str) -> list[K
     role_sql, role_params = _role_sql(actor)
     rows = await conn.execute(
         sa.text(
-            f"SELECT {_COLUMNS}, {role_sql} AS role FROM knowledge_bases kb WHERE kb.name = :name AND {where} "
+            f"SELECT {_COLUMNS}, {_OWNER_NAME}, {role_sql} AS role FROM knowledge_bases kb "
+            f"WHERE kb.name = :name AND {where} "
             # The caller's own KB first, then KBs made by the local CLI, then shared ones.
             "ORDER BY (kb.owner_id IS NOT DISTINCT FROM :me) DESC, (kb.owner_id IS NULL) DESC, kb.created_at"
         ),
@@ -77,7 +91,7 @@ async def create(
         )
     ).one()
     if owner_id is not None:
-        await add_member(conn, kb_id=row.id, user_id=owner_id, role=Role.owner)
+        await add_member(conn, kb_id=row.id, user_id=owner_id, role=Role.owner, accepted=True)
     return KnowledgeBase.from_row(row)
 
 
@@ -92,14 +106,80 @@ async def create_if_absent(conn: AsyncConnection, *, name: str, owner_id: uuid.U
     )
 
 
-async def add_member(conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> None:
+async def add_member(
+    conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uuid.UUID, role: Role, accepted: bool = False
+) -> None:
+    """A membership with this role: an invitation until accepted (the owner's own membership is accepted at once).
+
+    Sharing again changes the role and keeps the membership accepted or pending as it was, unless `accepted`.
+    """
     await conn.execute(
         sa.text(
-            "INSERT INTO kb_members (kb_id, user_id, role, accepted_at) VALUES (:kb_id, :user_id, :role, now()) "
-            "ON CONFLICT (kb_id, user_id) DO UPDATE SET role = EXCLUDED.role"
+            "INSERT INTO kb_members (kb_id, user_id, role, accepted_at) "
+            "VALUES (:kb_id, :user_id, :role, CASE WHEN :accepted THEN now() END) "
+            "ON CONFLICT (kb_id, user_id) DO UPDATE SET role = EXCLUDED.role, "
+            "accepted_at = coalesce(kb_members.accepted_at, EXCLUDED.accepted_at)"
         ),
-        {"kb_id": kb_id, "user_id": user_id, "role": role.name},
+        {"kb_id": kb_id, "user_id": user_id, "role": role.name, "accepted": accepted},
     )
+
+
+async def accept_invitation(conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+    """Accept a pending invitation; its role, or None when there was none pending."""
+    row = await conn.execute(
+        sa.text(
+            "UPDATE kb_members SET accepted_at = now() "
+            "WHERE kb_id = :kb_id AND user_id = :user_id AND accepted_at IS NULL RETURNING role"
+        ),
+        {"kb_id": kb_id, "user_id": user_id},
+    )
+    return row.scalar_one_or_none()
+
+
+async def decline_invitation(conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+    """Delete a pending invitation; its role, or None when there was none pending."""
+    row = await conn.execute(
+        sa.text(
+            "DELETE FROM kb_members WHERE kb_id = :kb_id AND user_id = :user_id AND accepted_at IS NULL RETURNING role"
+        ),
+        {"kb_id": kb_id, "user_id": user_id},
+    )
+    return row.scalar_one_or_none()
+
+
+async def invitations(conn: AsyncConnection, *, user_id: uuid.UUID) -> list[Invitation]:
+    """The user's pending invitations, newest first."""
+    rows = await conn.execute(
+        sa.text(
+            f"SELECT {_COLUMNS}, {_OWNER_NAME}, m.role, m.created_at AS invited_at "
+            "FROM kb_members m JOIN knowledge_bases kb ON kb.id = m.kb_id "
+            "WHERE m.user_id = :user_id AND m.accepted_at IS NULL ORDER BY m.created_at DESC, kb.id"
+        ),
+        {"user_id": user_id},
+    )
+    return [Invitation(kb=KnowledgeBase.from_row(r), invited_at=r.invited_at) for r in rows]
+
+
+async def list_all(conn: AsyncConnection) -> list[KbOwnership]:
+    """Every KB with its real owner's email and its counts of documents and accepted members (admin view)."""
+    rows = await conn.execute(
+        sa.text(
+            f"SELECT {_COLUMNS}, {_OWNER_NAME}, NULL AS role, u.email AS owner_email, "
+            "(SELECT count(*) FROM documents d WHERE d.kb_id = kb.id) AS document_count, "
+            "(SELECT count(*) FROM kb_members m WHERE m.kb_id = kb.id AND m.accepted_at IS NOT NULL) AS member_count "
+            "FROM knowledge_bases kb LEFT JOIN users u ON u.id = kb.owner_id "
+            "ORDER BY u.email NULLS FIRST, kb.name, kb.id"
+        )
+    )
+    return [
+        KbOwnership(
+            kb=KnowledgeBase.from_row(r),
+            owner_email=r.owner_email,
+            document_count=r.document_count,
+            member_count=r.member_count,
+        )
+        for r in rows
+    ]
 
 
 async def document_counts(conn: AsyncConnection, kb_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
@@ -140,16 +220,17 @@ async def delete(conn: AsyncConnection, *, kb_id: uuid.UUID) -> list[str]:
     """Delete a KB with its documents, chunks and members; returns the sha256 of the files its documents used."""
     shas = await conn.execute(sa.text("SELECT DISTINCT sha256 FROM documents WHERE kb_id = :id"), {"id": kb_id})
     found = [r.sha256 for r in shas]
-    await documents.lock_chunk_stats(conn)
+    await documents.lock_chunk_stats(conn, kb_ids=[kb_id])
     await conn.execute(sa.text("DELETE FROM knowledge_bases WHERE id = :id"), {"id": kb_id})
     return found
 
 
 async def members(conn: AsyncConnection, *, kb_id: uuid.UUID) -> list[Member]:
+    """Accepted members only: a pending invitation would tell the inviter that the address has an account."""
     rows = await conn.execute(
         sa.text(
-            "SELECT m.user_id, u.email, m.role, m.created_at FROM kb_members m JOIN users u ON u.id = m.user_id "
-            "WHERE m.kb_id = :kb_id "
+            f"SELECT {_MEMBER_COLUMNS} FROM kb_members m JOIN users u ON u.id = m.user_id "
+            "WHERE m.kb_id = :kb_id AND m.accepted_at IS NOT NULL "
             "ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'editor' THEN 1 ELSE 2 END, lower(u.email)"
         ),
         {"kb_id": kb_id},
@@ -158,10 +239,11 @@ async def members(conn: AsyncConnection, *, kb_id: uuid.UUID) -> list[Member]:
 
 
 async def member(conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uuid.UUID) -> Member | None:
+    """A membership, accepted or pending."""
     row = (
         await conn.execute(
             sa.text(
-                "SELECT m.user_id, u.email, m.role, m.created_at FROM kb_members m JOIN users u ON u.id = m.user_id "
+                f"SELECT {_MEMBER_COLUMNS} FROM kb_members m JOIN users u ON u.id = m.user_id "
                 "WHERE m.kb_id = :kb_id AND m.user_id = :user_id"
             ),
             {"kb_id": kb_id, "user_id": user_id},

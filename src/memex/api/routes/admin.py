@@ -1,4 +1,4 @@
-"""Administration: `/api/admin/*` (users, usage, audit). Admins only (through a key, one with the admin scope)."""
+"""Administration: `/api/admin/*` (users, knowledge bases, usage, audit). Admins only (through a key, one with the admin scope)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from memex.accounts import service
 from memex.api import auth
 from memex.api.deps import AdminActor, ConnDep, RuntimeDep
 from memex.api.schemas import (
+    AdminKbOut,
     AuditEntryOut,
     AuditOut,
+    DoctorOut,
     UsageOut,
     UsageRowOut,
     UserCreated,
@@ -25,6 +27,9 @@ from memex.api.schemas import (
 from memex.audit import service as audit
 from memex.audit.models import Action, AuditQuery
 from memex.chat import service as chat
+from memex.doctor import context as doctor_context
+from memex.doctor import runner as doctor_runner
+from memex.kbs import service as kbs
 
 router = APIRouter(
     prefix="/api/admin",
@@ -52,6 +57,19 @@ async def update_user(
 ) -> UserOut:
     """Disable or enable a user (their sessions and keys stop working), or change whether they are an admin."""
     return UserOut.of(await service.update_user(conn, actor, user_id, is_active=body.is_active, is_admin=body.is_admin))
+
+
+@router.get("/kbs")
+async def list_kbs(actor: AdminActor, conn: ConnDep) -> list[AdminKbOut]:
+    """Every knowledge base with its real owner, document and member counts; never its contents."""
+    return [AdminKbOut.of(item) for item in await kbs.list_all_kbs(conn, actor)]
+
+
+@router.get("/doctor")
+async def doctor(runtime: RuntimeDep) -> DoctorOut:
+    """The same findings as `memex doctor --json`, for this server's installation (it takes a few seconds)."""
+    report = await doctor_runner.run(doctor_context.from_runtime(runtime))
+    return DoctorOut.model_validate(report.as_dict())
 
 
 @router.get("/usage")

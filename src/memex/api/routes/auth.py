@@ -17,7 +17,8 @@ router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(
 async def login(
     body: LoginIn, request: Request, response: Response, runtime: RuntimeDep, settings: SettingsDep
 ) -> SessionOut:
-    """Log in with email and password: sets the session and CSRF cookies; too many failures lock the account."""
+    """Log in with email and password: sets the session and CSRF cookies. Repeated failures from one address
+    make that address wait between attempts (429 with Retry-After); the account itself is never locked."""
     result = await sessions.login(runtime, email=body.email, password=body.password)
     auth.set_session_cookies(response, request, settings, token=result.token, csrf_token=result.csrf_token)
     return SessionOut(user=UserOut.of(result.user), csrf_token=result.csrf_token)

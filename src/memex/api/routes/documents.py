@@ -11,8 +11,18 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from memex.api import uploads
 from memex.api.deps import CurrentActor, RuntimeDep, rate_limit
-from memex.api.schemas import AcceptedOut, DocumentOut, DocumentsOut, RenameIn, UploadOut, error_responses
+from memex.api.schemas import (
+    AcceptedOut,
+    DocumentOut,
+    DocumentsOut,
+    RenameIn,
+    UploadOut,
+    WrittenOut,
+    error_responses,
+)
 from memex.documents import service
+from memex.documents.models import Document
+from memex.kbs.access import Actor
 
 router = APIRouter(
     prefix="/api", tags=["documents"], responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429)
@@ -46,7 +56,8 @@ _UPLOAD_BODY: dict[str, Any] = {
 async def upload(kb: uuid.UUID, request: Request, actor: CurrentActor, runtime: RuntimeDep) -> UploadOut:
     """Upload files (multipart field `files`, one or many; a name may carry a relative path). Needs editor.
 
-    A file named like an existing document replaces it once the new version is indexed.
+    A file named like an existing document replaces it once the new version is indexed. A write-only key gets back
+    only what it sent and the ids and status its upload made (an unchanged file is queued again for it).
     """
 
     async def receive() -> list[service.Upload]:
@@ -54,6 +65,11 @@ async def upload(kb: uuid.UUID, request: Request, actor: CurrentActor, runtime: 
 
     docs = await service.upload(runtime, actor, kb_id=kb, receive=receive)
     return UploadOut(documents=[AcceptedOut(id=d.id, name=d.source_path, status=d.status) for d in docs])
+
+
+def _written(doc: Document, actor: Actor) -> DocumentOut | WrittenOut:
+    """The document after a change; a write-only key gets its id and status only, never what the KB holds."""
+    return DocumentOut.of(doc) if actor.can_read else WrittenOut.of(doc)
 
 
 @router.get("/kbs/{kb}/documents", response_model=DocumentsOut)
@@ -74,12 +90,15 @@ async def get_document(document_id: uuid.UUID, actor: CurrentActor, runtime: Run
     return DocumentOut.of(await service.get(runtime, actor, document_id))
 
 
-@router.patch("/documents/{document_id}", response_model=DocumentOut)
+@router.patch("/documents/{document_id}", response_model=DocumentOut | WrittenOut)
 async def rename_document(
     document_id: uuid.UUID, body: RenameIn, actor: CurrentActor, runtime: RuntimeDep
-) -> DocumentOut:
-    """Rename a document (a moved file): its chunks are kept, nothing is re-indexed. Needs editor."""
-    return DocumentOut.of(await service.rename(runtime, actor, document_id, name=body.name))
+) -> DocumentOut | WrittenOut:
+    """Rename a document (a moved file): its chunks are kept, nothing is re-indexed. Needs editor.
+
+    A write-only key gets back the id and status only.
+    """
+    return _written(await service.rename(runtime, actor, document_id, name=body.name), actor)
 
 
 @router.delete("/documents/{document_id}", status_code=204)
@@ -111,7 +130,7 @@ def _attachment(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-@router.post("/documents/{document_id}/retry", status_code=202, response_model=DocumentOut)
-async def retry(document_id: uuid.UUID, actor: CurrentActor, runtime: RuntimeDep) -> DocumentOut:
-    """Queue a failed document for ingestion again. Needs editor."""
-    return DocumentOut.of(await service.retry(runtime, actor, document_id))
+@router.post("/documents/{document_id}/retry", status_code=202, response_model=DocumentOut | WrittenOut)
+async def retry(document_id: uuid.UUID, actor: CurrentActor, runtime: RuntimeDep) -> DocumentOut | WrittenOut:
+    """Queue a failed document for ingestion again. Needs editor (a write-only key gets the id and status only)."""
+    return _written(await service.retry(runtime, actor, document_id), actor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from importlib.metadata import version
+from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -32,14 +33,15 @@ _HEADERS = {
     "Cache-Control": "no-store",
 }
 
-# The OpenAPI UI loads Swagger UI from its CDN (as FastAPI's own page does); its styles are partly inline.
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+# The OpenAPI UI's Swagger UI assets come from a package (fastapi-offline ships them), so /docs works with no
+# internet and loads nothing from elsewhere; Swagger UI sets some styles inline.
+SWAGGER_UI = "/static/swagger"
+SWAGGER_ASSETS = Path(str(files("fastapi_offline") / "static"))
 _DOCS_HEADERS = {
     **_HEADERS,
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
-        "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data:; connect-src 'self'; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
 }
 
@@ -135,6 +137,8 @@ class _Assets(StaticFiles):
 
 
 def install(app: FastAPI) -> None:
-    """Add the pages and mount /static on the app."""
+    """Add the pages and mount /static (and Swagger UI's assets under it) on the app."""
     app.include_router(router)
+    # Mounted before /static, which would otherwise claim these paths.
+    app.mount(SWAGGER_UI, _Assets(directory=SWAGGER_ASSETS), name="swagger")
     app.mount("/static", _Assets(directory=WEB / "static"), name="static")

@@ -88,8 +88,8 @@ def parse_bytes(data: bytes, name: str) -> ParsedDocument:
         raise ParseError(_SIGNATURE_MISMATCH.get(ext, f"content does not match its {ext} extension"))
     try:
         document = fmt.parse(data, name)
-    except MemexError:
-        raise
+    except (MemexError, MemoryError):
+        raise  # a MemoryError is the sandbox's to report, as the memory limit it is
     except RecursionError as exc:
         raise ParseError(f"{fmt.label} is nested too deeply to parse") from exc
     except Exception as exc:

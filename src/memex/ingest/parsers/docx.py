@@ -11,6 +11,7 @@ from pathlib import PurePath
 import docx
 from docx.document import Document
 from docx.opc.exceptions import OpcError
+from docx.oxml.ns import qn
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 from lxml import etree
@@ -33,7 +34,7 @@ def parse(data: bytes, name: str) -> ParsedDocument:
     try:
         document = docx.Document(io.BytesIO(data))
         outline = Outline()
-        styled_title, first_heading = _walk(document, outline)
+        styled_title, first_heading = _walk(document, outline, _StyleNames(document))
         props = document.core_properties
         metadata: dict[str, object] = {
             field: str(value).strip() for field in _CORE_FIELDS if (value := getattr(props, field, None))
@@ -62,7 +63,31 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _walk(document: Document, outline: Outline) -> tuple[str, str]:
+class _StyleNames:
+    """Paragraph style names by style id, read once. python-docx's `paragraph.style` searches every style of
+    the document for each paragraph, which makes a file with thousands of styles take minutes."""
+
+    def __init__(self, document: Document) -> None:
+        self._names: dict[str, str] = {}
+        self._default = ""
+        for style in document.styles.element.iterchildren(qn("w:style")):
+            if style.get(qn("w:type")) != "paragraph":
+                continue
+            name_element = style.find(qn("w:name"))
+            name = (name_element.get(qn("w:val")) if name_element is not None else None) or ""
+            style_id = style.get(qn("w:styleId"))
+            if style_id is not None:
+                self._names.setdefault(style_id, name)
+            if style.get(qn("w:default")) in ("1", "true", "on") and not self._default:
+                self._default = name
+
+    def of(self, paragraph: Paragraph) -> str:
+        """The name of a paragraph's style (the default paragraph style when it names none, or an unknown one)."""
+        style_id = paragraph._p.style
+        return self._names.get(style_id, self._default) if style_id is not None else self._default
+
+
+def _walk(document: Document, outline: Outline, styles: _StyleNames) -> tuple[str, str]:
     """Feed the body to the outline; return the Title-style paragraph's text and the first heading's."""
     styled_title = first_heading = ""
     paragraphs = tables = 0
@@ -74,7 +99,7 @@ def _walk(document: Document, outline: Outline) -> tuple[str, str]:
         paragraphs += 1
         where = f"paragraph {paragraphs}"
         text = block.text.strip()
-        level = _heading_level(block)
+        level = _heading_level(styles.of(block))
         if level is None or not text:
             outline.add(block.text, where)
             continue
@@ -86,9 +111,7 @@ def _walk(document: Document, outline: Outline) -> tuple[str, str]:
     return styled_title, first_heading
 
 
-def _heading_level(paragraph: Paragraph) -> int | None:
-    style = paragraph.style
-    style_name = (style.name or "") if style is not None else ""
+def _heading_level(style_name: str) -> int | None:
     if style_name.lower() == "title":
         return _TITLE_LEVEL
     match = _HEADING_STYLE.match(style_name)

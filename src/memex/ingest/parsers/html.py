@@ -8,6 +8,7 @@ from pathlib import PurePath
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from memex.errors import ParseError
 from memex.ingest.detect import decode_text
 from memex.ingest.models import ParsedDocument, Section
 from memex.ingest.parsers.outline import Outline
@@ -36,11 +37,28 @@ _BLOCKS = frozenset(
 _LISTS = frozenset({"ul", "ol"})
 _META_NAMES = frozenset({"description", "author", "keywords"})
 _SPACES = re.compile(r"\s+")
+# Lexbor checks the open elements at each tag, so reading N nested elements costs N²: 80,000 nested divs took
+# 30 s. Browsers stop nesting at 512 levels (Blink); real pages stay far below that.
+MAX_DEPTH = 512
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)|<!--")
+# Only a run of MAX_DEPTH opening tags with no closing tag between them can nest that deep: found at C speed
+# (possessive, so it never backtracks), it sends the few files that have one to the exact count.
+_OPENING_RUN = re.compile(r"<[A-Za-z][^<>]*+>[^<]*+(?:<[A-Za-z][^<>]*+>[^<]*+){" + str(MAX_DEPTH) + "}")
+# Elements that never hold others, or that the parser closes by itself when a sibling opens.
+_UNNESTED = frozenset(
+    "area base br col embed hr img input link meta param source track wbr keygen "
+    "p li dt dd option optgroup tr td th thead tbody tfoot colgroup caption rt rp html head body".split()
+)
+_RAW_TEXT = frozenset({"script", "style", "textarea", "title", "xmp", "plaintext", "noscript", "template"})
 
 
 def parse(data: bytes, name: str) -> ParsedDocument:
     """Parse HTML: title from <title>, else the first h1, else the file stem; sections from headings."""
-    tree = LexborHTMLParser(decode_text(data))
+    source = decode_text(data)
+    depth = nesting_depth(source, limit=MAX_DEPTH)
+    if depth > MAX_DEPTH:
+        raise ParseError(f"HTML is nested more than {MAX_DEPTH} elements deep; Memex reads up to {MAX_DEPTH}")
+    tree = LexborHTMLParser(source)
     metadata = _metadata(tree)
     tree.strip_tags(list(DROPPED_TAGS), recursive=True)
     walker = _Walker()
@@ -100,6 +118,37 @@ class _Walker:
         lines = (line.strip() for line in "".join(self._inline).split("\n"))
         self._outline.add("\n".join(line for line in lines if line), "element body")
         self._inline = []
+
+
+def nesting_depth(source: str, *, limit: int) -> int:
+    """How deeply elements nest, estimated in one linear pass (stops counting once past `limit`)."""
+    if limit == MAX_DEPTH and _OPENING_RUN.search(source) is None:
+        return 0
+    depth = deepest = 0
+    position = 0
+    while (match := _TAG.search(source, position)) is not None:
+        position = match.end()
+        if match.group(0) == "<!--":
+            end = source.find("-->", position)
+            position = len(source) if end < 0 else end + 3
+            continue
+        closing, tag = match.group(1), match.group(2).lower()
+        if tag in _RAW_TEXT and not closing:
+            end = _find_close(source, tag, position)
+            position = len(source) if end < 0 else end
+            continue
+        if tag in _UNNESTED:
+            continue
+        depth = max(depth - 1, 0) if closing else depth + 1
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+    return deepest
+
+
+def _find_close(source: str, tag: str, start: int) -> int:
+    match = re.compile(f"</{tag}", re.IGNORECASE).search(source, start)
+    return match.start() if match else -1
 
 
 def _table_text(table: LexborNode) -> str:

@@ -6,15 +6,16 @@ import re
 from pathlib import PurePath
 
 import orgparse
-from orgparse.node import OrgBaseNode, OrgRootNode
+from orgparse.node import OrgBaseNode, OrgNode, OrgRootNode
 
 from memex.errors import ParseError
 from memex.ingest.detect import decode_text
 from memex.ingest.models import ParsedDocument, Section
 
-# "#+TITLE: x" keywords and "#+BEGIN_SRC" block markers are syntax, not prose.
-_KEYWORD_LINE = re.compile(r"^\s*#\+")
-_KEYWORD = re.compile(r"^\s*#\+(\w+):\s*(.*?)\s*$", re.MULTILINE)
+# "#+TITLE: x" keywords and "#+BEGIN_SRC" block markers are syntax, not prose. Only blanks and tabs may
+# lead: `\s` would also match newlines and make a file of empty lines backtrack quadratically.
+_KEYWORD_LINE = re.compile(r"^[ \t]*#\+")
+_KEYWORD = re.compile(r"^[ \t]*#\+(\w+):[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 
 
 def parse(data: bytes, name: str) -> ParsedDocument:
@@ -22,7 +23,7 @@ def parse(data: bytes, name: str) -> ParsedDocument:
     source = decode_text(data).replace("\r\n", "\n")
     try:
         root = orgparse.loads(source)
-        sections = [_section(node) for node in root]
+        sections = _sections(root)
     except (ValueError, IndexError, KeyError) as exc:
         raise ParseError(f"could not parse Org outline: {exc}") from exc
     metadata: dict[str, object] = {key.lower(): value for key, value in _KEYWORD.findall(root.body) if value}
@@ -34,7 +35,21 @@ def parse(data: bytes, name: str) -> ParsedDocument:
     )
 
 
-def _section(node: OrgBaseNode) -> Section:
+def _sections(root: OrgRootNode) -> list[Section]:
+    """One section per node, in document order. Heading paths come from a stack of open headings: orgparse's
+    own `parent` scans back over every earlier node, which is quadratic in the number of headings."""
+    sections: list[Section] = []
+    open_headings: list[tuple[int, str]] = []
+    for node in root:
+        if isinstance(node, OrgNode):
+            while open_headings and open_headings[-1][0] >= node.level:
+                open_headings.pop()
+            open_headings.append((node.level, node.heading))
+        sections.append(_section(node, tuple(heading for _, heading in open_headings)))
+    return sections
+
+
+def _section(node: OrgBaseNode, heading_path: tuple[str, ...]) -> Section:
     body_lines = node.get_body(format="plain").split("\n")
     kept = [(offset, line.rstrip()) for offset, line in enumerate(body_lines) if not _KEYWORD_LINE.match(line)]
     text = "\n".join(line for _, line in kept).strip("\n")
@@ -42,13 +57,4 @@ def _section(node: OrgBaseNode) -> Section:
         # The preamble has no heading line; point at its first line of prose instead.
         first = next((offset for offset, line in kept if line.strip()), 0)
         return Section(text, (), f"line {node.linenumber + first}")
-    return Section(text, _heading_path(node), f"line {node.linenumber}")
-
-
-def _heading_path(node: OrgBaseNode) -> tuple[str, ...]:
-    path: list[str] = []
-    current: OrgBaseNode | None = node
-    while current is not None and not isinstance(current, OrgRootNode):
-        path.append(current.heading)
-        current = current.parent
-    return tuple(reversed(path))
+    return Section(text, heading_path, f"line {node.linenumber}")

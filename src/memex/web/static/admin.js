@@ -1,4 +1,5 @@
-// Users (administrators only): list, create with a generated password shown once, disable and enable.
+// Users (administrators only): list, create with a generated password shown once, disable and enable; and every
+// knowledge base with its real owner (names and counts, never contents).
 
 import { api, items } from "./api.js";
 import { run, start } from "./layout.js";
@@ -31,10 +32,25 @@ function userRow(user) {
   );
 }
 
+function kbRow(kb) {
+  const owner = kb.owner_email || "Local (command line)";
+  return el(
+    "tr",
+    { dataset: { id: kb.id } },
+    el("td", {}, kb.name, kb.is_personal ? " " : "", kb.is_personal ? badge("personal", "") : ""),
+    el("td", {}, owner),
+    el("td", { class: "num" }, kb.document_count),
+    el("td", { class: "num" }, kb.member_count),
+    el("td", {}, timeElement(kb.created_at)),
+  );
+}
+
 async function load() {
-  const users = items(await api("/api/admin/users"), "users");
-  fillTable($("#users-table"), null, users.map(userRow));
+  const [users, kbs] = await Promise.all([api("/api/admin/users"), api("/api/admin/kbs")]);
+  fillTable($("#users-table"), null, items(users, "users").map(userRow));
   $("#users-table").hidden = false;
+  fillTable($("#admin-kbs-table"), null, items(kbs, "kbs").map(kbRow));
+  $("#admin-kbs-table").hidden = false;
 }
 
 async function setActive(user, active, button) {

@@ -2,7 +2,7 @@
 
 import { api, items } from "./api.js";
 import { flash, run, start } from "./layout.js";
-import { $, badge, busy, clearError, confirmAction, el, fillTable, formatBytes, refocus, showError, timeElement } from "./ui.js";
+import { $, badge, busy, clearError, confirmAction, el, fillTable, formatBytes, kbLabels, refocus, showError, shown, timeElement } from "./ui.js";
 
 const kbId = document.body.dataset.kbId;
 const kbPath = `/api/kbs/${encodeURIComponent(kbId)}`;
@@ -119,7 +119,7 @@ async function remove(doc, name) {
   if (!ok) return;
   try {
     await api(`/api/documents/${encodeURIComponent(doc.id)}`, { method: "DELETE" });
-    $("#upload-status").textContent = `Deleted “${name}”.`;
+    $("#upload-status").textContent = shown(`Deleted “${name}”.`);
   } catch (err) {
     showError($("#upload-error"), err);
   }
@@ -181,9 +181,12 @@ async function share(event) {
   const form = event.currentTarget;
   const error = $("#share-error");
   clearError(error);
+  $("#share-status").textContent = "";
   await busy(form.querySelector("button[type=submit]"), async () => {
     try {
-      await api(`${kbPath}/members`, { method: "POST", json: { email: form.email.value.trim(), role: form.role.value } });
+      // Sharing is an invitation: the answer reads the same whether or not the address has an account.
+      const sent = await api(`${kbPath}/members`, { method: "POST", json: { email: form.email.value.trim(), role: form.role.value } });
+      $("#share-status").textContent = (sent && sent.detail) || "Invitation sent.";
       form.email.value = "";
       await loadMembers(true);
     } catch (err) {
@@ -218,11 +221,12 @@ async function removeMember(member, who, isMe) {
 
 function showKb(kb) {
   currentKb = kb;
-  document.title = `${kb.name} · Memex`;
-  $("#kb-title").textContent = kb.name;
+  const label = kbLabels([kb], me).get(String(kb.id));
+  document.title = `${label} · Memex`;
+  $("#kb-title").textContent = label;
   $("#kb-role").textContent = ROLE_LABELS[kb.role] || kb.role || "";
   $("#kb-role").className = `badge ${kb.role || ""}`;
-  $("#kb-description").textContent = kb.description || "";
+  $("#kb-description").textContent = shown(kb.description || "");
 }
 
 async function save(event) {

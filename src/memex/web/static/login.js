@@ -3,10 +3,26 @@
 import { api } from "./api.js";
 import { $, busy, clearError, showError } from "./ui.js";
 
-/** Only same-site paths, so a crafted ?next= cannot send the user elsewhere. */
-function nextPath() {
+const MAX_NEXT = 2000;
+
+/**
+ * Where to go once logged in: ?next= if it is a page of this server, else the home page, so a crafted link
+ * cannot send the user elsewhere. The same rule as the server's (accounts/sso.py `safe_next`): a path with one
+ * leading "/", no backslash, space or control character (browsers drop tabs and newlines, so "/\t/evil" would
+ * become "//evil"), that resolves to this origin. The result is absolute, so nothing is reinterpreted later.
+ */
+function nextUrl() {
   const next = new URLSearchParams(location.search).get("next") || "/";
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+  const home = new URL("/", location.origin).href;
+  if (next.length > MAX_NEXT || next[0] !== "/" || next[1] === "/" || /[\\\s\u0000-\u001f\u007f-\u009f]/.test(next)) {
+    return home;
+  }
+  try {
+    const url = new URL(next, location.origin);
+    return url.origin === location.origin ? url.href : home;
+  } catch {
+    return home;
+  }
 }
 
 async function login(event) {
@@ -25,7 +41,7 @@ async function login(event) {
   await busy(form.querySelector("button[type=submit]"), async () => {
     try {
       await api("/api/auth/login", { method: "POST", json: { email, password }, redirectOn401: false });
-      location.assign(nextPath());
+      location.assign(nextUrl());
     } catch (err) {
       showError(error, err);
       form.password.select();
@@ -38,6 +54,6 @@ $("#login-form").addEventListener("submit", login);
 
 // Already logged in (a bookmarked /login, the back button): go straight on.
 api("/api/auth/me", { redirectOn401: false }).then(
-  () => location.replace(nextPath()),
+  () => location.replace(nextUrl()),
   () => {},
 );

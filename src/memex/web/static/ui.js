@@ -4,6 +4,16 @@ export function $(selector, root = document) {
   return root.querySelector(selector);
 }
 
+// Bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069): a file named "invoice\u202Efdp.exe" would
+// show as "invoiceexe.pdf". Removed from every text and attribute el() writes (memex/safe_text.py does the same for
+// the CLI).
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+/** Text as it may be shown: without bidi control characters. */
+export function shown(text) {
+  return String(text).replace(BIDI_CONTROLS, "");
+}
+
 /** Build an element: el("a", {href, class: "x", onclick}, "text", child). Strings become text nodes. */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -12,11 +22,11 @@ export function el(tag, attrs = {}, ...children) {
     if (key === "class") node.className = value;
     else if (key === "dataset") Object.assign(node.dataset, value);
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
+    else node.setAttribute(key, value === true ? "" : shown(value));
   }
   for (const child of children.flat()) {
     if (child === undefined || child === null || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    node.append(child instanceof Node ? child : document.createTextNode(shown(child)));
   }
   return node;
 }
@@ -96,7 +106,7 @@ export function snippetNodes(html) {
 export function confirmAction({ title, message, confirmLabel = "Delete" }) {
   const dialog = $("#confirm-dialog");
   $("#confirm-title", dialog).textContent = title;
-  $("#confirm-message", dialog).textContent = message;
+  $("#confirm-message", dialog).textContent = shown(message);
   $("#confirm-ok", dialog).textContent = confirmLabel;
   const opener = document.activeElement;
   return new Promise((resolve) => {
@@ -142,15 +152,24 @@ export function fillTable(table, emptyMessage, rows) {
   if (emptyMessage) emptyMessage.hidden = rows.length !== 0;
 }
 
-/** Names of knowledge bases for pickers, told apart when several share one (every user has a "Personal"). */
+/** "Lena" from an owner name such as "lena" (the local part of their email). */
+function ownerLabel(name) {
+  return name ? name.charAt(0).toUpperCase() + name.slice(1) : "";
+}
+
+/** Names to show for KBs: another user's personal KB is "Lena's personal KB", a name shared by several KBs says
+ * whose each is. Never an id. */
 export function kbLabels(kbs, user) {
+  const mine = (kb) => user && String(kb.owner_id) === String(user.id);
+  const base = (kb) => (kb.is_personal && !mine(kb) && kb.owner_name ? `${ownerLabel(kb.owner_name)}'s personal KB` : kb.name);
   const counts = new Map();
-  for (const kb of kbs) counts.set(kb.name, (counts.get(kb.name) || 0) + 1);
+  for (const kb of kbs) counts.set(base(kb), (counts.get(base(kb)) || 0) + 1);
   return new Map(
     kbs.map((kb) => {
-      if (counts.get(kb.name) === 1) return [String(kb.id), kb.name];
-      const mine = user && String(kb.owner_id) === String(user.id);
-      return [String(kb.id), mine ? `${kb.name} (yours)` : `${kb.name} (${String(kb.id).slice(0, 8)})`];
+      const name = base(kb);
+      if (counts.get(name) === 1) return [String(kb.id), shown(name)];
+      const whose = mine(kb) ? "yours" : kb.owner_name ? ownerLabel(kb.owner_name) : "local";
+      return [String(kb.id), shown(`${name} (${whose})`)];
     }),
   );
 }

@@ -1,0 +1,1 @@
+"""`memex doctor`: a preflight and security audit of the real installation, as findings with a severity."""

@@ -1,0 +1,1 @@
+"""Faults: processes killed, the database restarted, Redis stopped; Memex must lose nothing and recover."""
