@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -21,13 +22,13 @@ SAMPLES += ["sample.docx"]
 @pytest.fixture(scope="module")
 def pool() -> Iterator[ParsePool]:
     """A pool with the default limits, shared by the tests that expect no limit to be reached."""
-    found = ParsePool(ParseLimits(), size=1)
+    found = ParsePool(ParseLimits.from_settings(Settings()), size=1)
     yield found
     found.close()
 
 
 def tight(**limits: float) -> ParsePool:
-    return ParsePool(ParseLimits(**limits), size=1)  # type: ignore[arg-type]
+    return ParsePool(dataclasses.replace(ParseLimits.from_settings(Settings()), **limits), size=1)
 
 
 @pytest.fixture(scope="module")

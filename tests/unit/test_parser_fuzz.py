@@ -14,6 +14,7 @@ from memex.errors import ParseError, UnsupportedFileType
 from memex.ingest.models import ParsedDocument
 from memex.ingest.parsers import SUPPORTED_EXTENSIONS, parse_bytes
 from memex.ingest.sandbox import ParseLimits, ParsePool
+from memex.settings import Settings
 from tests.conftest import DATA
 
 # Pieces of each format's syntax, so that examples reach the parsers' interesting paths, not only plain text.
@@ -138,7 +139,7 @@ def test_parser_returns_a_document_or_a_parse_error(ext: str) -> None:
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[ParsePool]:
-    found = ParsePool(ParseLimits(), size=1)
+    found = ParsePool(ParseLimits.from_settings(Settings()), size=1)
     yield found
     found.close()
 

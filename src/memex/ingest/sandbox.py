@@ -42,14 +42,14 @@ _MEMORY_SHARE = 0.75
 
 @dataclass(frozen=True, slots=True)
 class ParseLimits:
-    """What reading one file may cost, and how its chunks are cut."""
+    """What reading one file may cost, and how its chunks are cut (the defaults are the settings')."""
 
-    timeout_seconds: float = 60.0
-    cpu_seconds: int = 30
-    memory_mb: int = 512
-    max_chars: int = 5_000_000
-    chunk_tokens: int = 256
-    overlap_tokens: int = 0
+    timeout_seconds: float
+    cpu_seconds: int
+    memory_mb: int
+    max_chars: int
+    chunk_tokens: int
+    overlap_tokens: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseLimits:
