@@ -1,6 +1,7 @@
 """Ingestion throughput: chunks/s of `index_paths` end to end, against the raw embedding rate of the same chunks.
 
     python benchmarks/ingest.py [--docs 300]
+    python benchmarks/ingest.py --workers 1,2,4 [--docs 200]   (job-queue scaling: see worker_scaling.py)
 
 Embedding is the one step that must take the time; everything else (scan, hash, parse, chunk, store) should
 hide behind it, so the ratio end-to-end / raw-embed should be close to 1. Both rates are measured in the same
@@ -98,6 +99,13 @@ def raw_embed_seconds(embedder: Embedder, texts: list[str]) -> float:
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
+    if args.workers:
+        import worker_scaling
+
+        with scratch_database() as scratch:
+            return await worker_scaling.run(
+                scratch, corpus=args.corpus, docs=args.docs, workers=args.workers, concurrency=args.concurrency
+            )
     with scratch_database() as scratch:
         folder = scratch.work_dir / "docs"
         made = write_folder(folder, corpus_path=args.corpus, count=args.docs)
@@ -184,6 +192,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--corpus", type=Path, default=SCIFACT / "corpus.jsonl", help="BEIR corpus.jsonl the prose comes from"
     )
+    p.add_argument(
+        "--workers",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=None,
+        help="measure the job queue with these counts of `memex worker` processes instead, e.g. 1,2,4",
+    )
+    p.add_argument("--concurrency", type=int, default=1, help="jobs each worker runs at a time (with --workers)")
     return p.parse_args(argv)
 
 

@@ -138,6 +138,7 @@ async def index_corpus(
     await pipeline.run(
         engine=runtime.engine,
         embedder=embedder,
+        generation=None,
         prepare=runtime.parse_pool.prepare,
         kb_id=kb.id,
         items=items,

@@ -119,7 +119,7 @@ async def runtime(settings: Settings, embedder: LocalEmbedder) -> AsyncIterator[
     from memex.embeddings.cache import CachedEmbedder
 
     rt = await open_runtime(settings)
-    rt._embedder = CachedEmbedder(embedder, size=settings.query_cache_size)
+    rt.use_embedder(CachedEmbedder(embedder, size=settings.query_cache_size))
     yield rt
     await rt.close()
 

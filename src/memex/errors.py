@@ -9,6 +9,7 @@ MemexError
  ├── Conflict (409)                ├── RateLimited (429)
  ├── ConfigurationError            ├── DatabaseUnavailable (503)
  └── EmbeddingModelMismatch        ├── ServiceUnavailable (503)
+                                   │    └── EmbeddingModelChanged (503)
                                    └── BackupError: a backup could not be made, read or restored
 
 Services raise these; only `api/errors.py` and `cli/main.py` turn them into HTTP statuses and exit codes.
@@ -121,3 +122,7 @@ class BackupError(MemexError):
 
 class EmbeddingModelMismatch(ConfigurationError):
     """The database was indexed with another embedding model: run `memex reembed` to rebuild embeddings."""
+
+
+class EmbeddingModelChanged(ServiceUnavailable):
+    """The embedding model changed while this was being indexed (`memex reembed` swapped models): index it again."""

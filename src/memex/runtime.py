@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
+import structlog
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from memex.chat.llm import build_llm
 from memex.chat.llm.base import Llm
@@ -17,12 +16,17 @@ from memex.db import migrate
 from memex.db.embedded import EmbeddedPostgres
 from memex.db.engine import create_engine
 from memex.embeddings import build_embedder
+from memex.embeddings import store as embedding_store
 from memex.embeddings.base import Embedder
+from memex.embeddings.cache import CachedEmbedder
+from memex.embeddings.spec import EmbeddingSpec, StoredModel
 from memex.errors import DatabaseUnavailable, EmbeddingModelMismatch
 from memex.ingest.sandbox import ParsePool
 from memex.metrics import Metrics
 from memex.ratelimit import RateLimits
 from memex.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -32,7 +36,11 @@ class Runtime:
     database_url: str
     embedded: EmbeddedPostgres | None = None
     metrics: Metrics = field(default_factory=Metrics, repr=False)
-    _embedder: Embedder | None = field(default=None, repr=False)
+    # The model of the vectors in `chunks.embedding` and the swap generation it belongs to: the configured model
+    # until `check_embedding_model` reads the record, then whatever `memex reembed` last swapped in.
+    _spec: EmbeddingSpec | None = field(default=None, repr=False)
+    _generation: int = 0
+    _embedders: dict[EmbeddingSpec, Embedder] = field(default_factory=dict, repr=False)
     _llm: Llm | None = field(default=None, repr=False)
     _llm_built: bool = field(default=False, repr=False)
     _parse_pool: ParsePool | None = field(default=None, repr=False)
@@ -43,13 +51,48 @@ class Runtime:
 
     @property
     def embedder(self) -> Embedder:
-        """The embedding model, loaded on first use and then kept for the life of the process."""
-        if self._embedder is None:
-            self._embedder = build_embedder(self.settings)
-        return self._embedder
+        """The model the stored vectors come from, loaded on first use and then kept."""
+        spec = self._spec or EmbeddingSpec.from_settings(self.settings)
+        found = self._embedders.get(spec)
+        if found is None:
+            found = self._embedders[spec] = build_embedder(self.settings, spec)
+        return found
+
+    @property
+    def embedding_generation(self) -> int:
+        """The swap generation `embedder` belongs to: chunk writers pass it, so a swap cannot slip in between."""
+        return self._generation
+
+    def use_embedder(self, embedder: Embedder) -> None:
+        """Use an already loaded embedder for the configured model (a backup check borrows its process's)."""
+        self._embedders[EmbeddingSpec.from_settings(self.settings)] = embedder
 
     async def load_embedder(self) -> Embedder:
         return await asyncio.to_thread(lambda: self.embedder)
+
+    async def embedding_model(self) -> tuple[Embedder, int]:
+        """The embedder and its generation, taken together."""
+        embedder = await self.load_embedder()
+        return embedder, self._generation
+
+    async def refresh_embeddings(self) -> None:
+        """Follow the model record after a swap by `memex reembed` (which another process made)."""
+        async with self.engine.connect() as conn:
+            found = await embedding_store.record(conn)
+        if found is not None:
+            await self.follow_embeddings(StoredModel.from_record(found, settings=self.settings))
+
+    async def follow_embeddings(self, stored: StoredModel) -> None:
+        if stored.generation == self._generation and self._spec is not None:
+            return
+        spec = stored.spec if not stored.spec.same_model(EmbeddingSpec.from_settings(self.settings)) else None
+        if spec is not None and spec not in self._embedders:
+            self._embedders[spec] = await asyncio.to_thread(build_embedder, self.settings, spec)
+        previous = self._spec
+        self._spec = spec or EmbeddingSpec.from_settings(self.settings)
+        self._generation = stored.generation
+        if previous is not None and previous != self._spec:
+            log.info("embedding model followed", model=self._spec.describe(), generation=stored.generation)
 
     @property
     def parse_pool(self) -> ParsePool:
@@ -86,6 +129,9 @@ class Runtime:
             await self._llm.aclose()
         if self._parse_pool is not None:
             await asyncio.to_thread(self._parse_pool.close)
+        for embedder in self._embedders.values():
+            if isinstance(embedder, CachedEmbedder):
+                embedder.close()
         rate_limits = self.caches.get("rate_limits")
         if isinstance(rate_limits, RateLimits):
             await rate_limits.close()
@@ -122,39 +168,17 @@ async def open_runtime(settings: Settings, *, check_model: bool = True) -> Runti
     return runtime
 
 
-_MODEL_KEY = "embedding_model"
-
-
-async def record_embedding_model(
-    conn: AsyncConnection, settings: Settings, *, replace: bool = False
-) -> dict[str, object]:
-    """Store the configured model as the one the vectors come from (first use, or after a reembed)."""
-    wanted = {"name": settings.embedding_model, "dimension": settings.embedding_dimension}
-    conflict = "DO UPDATE SET value = EXCLUDED.value" if replace else "DO NOTHING"
-    await conn.execute(
-        sa.text(
-            f"INSERT INTO memex_meta (key, value) VALUES (:key, CAST(:value AS jsonb)) ON CONFLICT (key) {conflict}"
-        ),
-        {"key": _MODEL_KEY, "value": _json(wanted)},
-    )
-    stored: dict[str, object] = (
-        await conn.execute(sa.text("SELECT value FROM memex_meta WHERE key = :key"), {"key": _MODEL_KEY})
-    ).scalar_one()
-    return stored
-
-
 async def check_embedding_model(runtime: Runtime) -> None:
     """Record the model on first use; refuse to run against vectors made by another model."""
-    wanted = {"name": runtime.settings.embedding_model, "dimension": runtime.settings.embedding_dimension}
+    settings = runtime.settings
+    configured = EmbeddingSpec.from_settings(settings)
     async with runtime.engine.begin() as conn:
-        stored = await record_embedding_model(conn, runtime.settings)
-    if stored != wanted:
+        found = await embedding_store.insert_if_missing(conn, StoredModel(configured).record())
+    stored = StoredModel.from_record(found, settings=settings)
+    if not stored.spec.same_model(configured):
         raise EmbeddingModelMismatch(
-            f"the database holds embeddings from {stored['name']} ({stored['dimension']} dimensions) but Memex is "
-            f"configured for {wanted['name']} ({wanted['dimension']}): run `memex reembed` to rebuild them, "
-            "or set MEMEX_EMBEDDING_MODEL back"
+            f"the database holds embeddings from {stored.spec.describe()} but Memex is configured for "
+            f"{configured.describe()}: set MEMEX_EMBEDDING_MODEL and MEMEX_EMBEDDING_DIMENSION (and the provider) "
+            "to the stored model, or run `memex reembed --model NAME --dimension N` to move the vectors to another"
         )
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, sort_keys=True)
+    runtime._spec, runtime._generation = configured, stored.generation

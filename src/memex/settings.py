@@ -143,11 +143,18 @@ class Settings(BaseSettings):
         default="SSO", description='Provider name on the login page\'s button: "Sign in with <name>".'
     )
     embedding_provider: Literal["local", "openai"] = Field(default="local", description="Where embeddings come from.")
-    embedding_model: str = Field(default="all-MiniLM-L6-v2", description="Embedding model name.")
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Embedding model name. The local provider has one model, all-MiniLM-L6-v2 (bundled); any "
+        "other needs an OpenAI-compatible server (MEMEX_EMBEDDING_PROVIDER=openai).",
+    )
     embedding_base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible embeddings API.")
     embedding_api_key: SecretStr | None = Field(default=None, description="API key for the embeddings API.")
     embedding_dimension: int = Field(default=384, ge=1, description="Dimension of the embedding model's vectors.")
     embedding_batch_size: int = Field(default=32, ge=1, description="Chunks embedded per model call.")
+    embedding_timeout_seconds: float = Field(
+        default=60, gt=0, description="Longest one call to the embeddings API may take, in seconds (openai provider)."
+    )
     model_cache_dir: Path = Field(
         default_factory=_default_model_cache,
         description="Where the local model's ONNX export is kept (made once, offline).",

@@ -231,7 +231,7 @@ async def test_searches_and_questions_count_against_the_apis_rate_limits(
 ) -> None:
     limited = settings.model_copy(update={"rate_limit_search": "2/minute", "rate_limit_chat": "1/hour"})
     instance = await open_runtime(limited)
-    instance._embedder = runtime._embedder
+    instance.use_embedder(runtime.embedder)
     try:
         _, key = await make.key(world.alice)
         async with mcp_client(create_app(limited, runtime=instance), key) as client:

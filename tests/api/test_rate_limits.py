@@ -65,7 +65,7 @@ async def test_instances_share_their_counts_through_redis(
     runtimes = []
     for _ in range(2):  # two API instances on one database and one Redis
         runtime = await open_runtime(shared)
-        runtime._embedder = make.runtime.embedder
+        runtime.use_embedder(make.runtime.embedder)
         runtimes.append(runtime)
         apps.append(create_app(shared, runtime=runtime))
     try:
@@ -87,7 +87,7 @@ async def test_an_unreachable_redis_falls_back_to_counting_per_instance(
     update = {"redis_url": SecretStr("redis://127.0.0.1:9/0"), "rate_limit_search": "2/minute"}
     down = settings.model_copy(update=update)
     runtime = await open_runtime(down)
-    runtime._embedder = make.runtime.embedder
+    runtime.use_embedder(make.runtime.embedder)
     try:
         app = create_app(down, runtime=runtime)
         client = Factory(runtime=runtime, app=app).client(session=await make.session(alice))

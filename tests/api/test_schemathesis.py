@@ -60,7 +60,7 @@ def _serve(
 ) -> None:
     async def main() -> None:
         runtime = await open_runtime(settings)
-        runtime._embedder = CachedEmbedder(embedder, size=settings.query_cache_size)
+        runtime.use_embedder(CachedEmbedder(embedder, size=settings.query_cache_size))
         config = uvicorn.Config(
             create_app(settings, runtime=runtime), log_level="warning", lifespan="off", ws="none", http="h11"
         )

@@ -57,7 +57,7 @@ async def test_create_wipe_restore_brings_everything_back(
     assert restored.tables == before_counts and not restored.migrated and not restored.warnings
 
     again = await open_runtime(target)
-    again._embedder = runtime._embedder
+    again.use_embedder(runtime.embedder)
     try:
         assert await results(again) == before_results
         app = create_app(target, runtime=again)

@@ -1,13 +1,18 @@
-"""A fake OpenAI chat completions server (`POST /v1/chat/completions`, `GET /v1/models`), byte for byte as documented.
+"""A fake OpenAI server (`POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`), as documented.
 
 Streams are Server-Sent Events of `chat.completion.chunk` objects: a first chunk with the assistant role, one
 chunk per piece of text, a chunk with `finish_reason`, a usage chunk with empty `choices` when the request set
 `stream_options.include_usage`, then `data: [DONE]`. Errors are `{"error": {"message", "type", "param", "code"}}`.
+
+Embeddings are a hashed bag of words (each word adds ±1 to one of `dimension` coordinates): deterministic,
+instant, and texts that share words are near each other, so a search through them ranks by shared words.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -39,6 +44,16 @@ class OpenAIDouble(LlmDouble):
 
     provider = "openai"
     default_models = ("gpt-4o-mini", "llama3.1")
+    default_dimension = 128
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dimension = self.default_dimension
+        """The length of the vectors `POST /v1/embeddings` returns."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.dimension = self.default_dimension
 
     @property
     def base_url(self) -> str:
@@ -48,6 +63,7 @@ class OpenAIDouble(LlmDouble):
         return {
             ("POST", "/v1/chat/completions"): ("generate", self._chat),
             ("GET", "/v1/models"): ("models", self._models),
+            ("POST", "/v1/embeddings"): ("embed", self._embeddings),
         }
 
     def presented_key(self, headers: Mapping[str, str]) -> str | None:
@@ -66,6 +82,23 @@ class OpenAIDouble(LlmDouble):
                 {"id": model, "object": "model", "created": 1700000000, "owned_by": "system"} for model in self.models
             ]
             await exchange.json(200, {"object": "list", "data": data})
+
+    async def _embeddings(self, exchange: Exchange, behaviour: Behaviour) -> None:
+        request = exchange.record.body
+        texts = request["input"] if isinstance(request["input"], list) else [request["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": bag_of_words(text, self.dimension)}
+            for i, text in enumerate(texts)
+        ]
+        tokens = word_count(*texts)
+        body = {
+            "object": "list",
+            "data": data,
+            "model": request["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        if await exchange.pause(behaviour.first_token_delay):
+            await exchange.json(200, body, behaviour.headers)
 
     async def _chat(self, exchange: Exchange, behaviour: Behaviour) -> None:
         request = exchange.record.body
@@ -159,3 +192,13 @@ def _completion(ident: str, model: str, text: str, usage: dict[str, int]) -> dic
         "usage": usage,
         "system_fingerprint": "fp_memex_double",
     }
+
+
+def bag_of_words(text: str, dimension: int) -> list[float]:
+    """A word-hashing vector (not normalised: the client does that, as real servers' clients must too)."""
+    vector = [0.0] * dimension
+    vector[0] = 0.01  # never all zeros
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        vector[int.from_bytes(digest[:4], "little") % dimension] += 1.0 if digest[4] & 1 else -1.0
+    return vector

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Endpoint = Literal["generate", "models"]
+Endpoint = Literal["generate", "models", "embed"]
 Outcome = Literal["active", "finished", "disconnected", "aborted"]
 
 

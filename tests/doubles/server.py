@@ -91,8 +91,8 @@ class LlmDouble:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queues: dict[Endpoint, deque[Behaviour]] = {"generate": deque(), "models": deque()}
-        self._defaults: dict[Endpoint, Behaviour] = {"generate": Behaviour(), "models": Behaviour()}
+        self._queues: dict[Endpoint, deque[Behaviour]] = {"generate": deque(), "models": deque(), "embed": deque()}
+        self._defaults: dict[Endpoint, Behaviour] = {e: Behaviour() for e in self._queues}
         self._records: list[Recorded] = []
         self.models = list(self.default_models)
         """Model ids that `GET /v1/models` lists."""
@@ -166,7 +166,7 @@ class LlmDouble:
         with self._lock:
             for queue in self._queues.values():
                 queue.clear()
-            self._defaults = {"generate": Behaviour(), "models": Behaviour()}
+            self._defaults = {e: Behaviour() for e in self._queues}
             self._records.clear()
             self.api_key = None
             self.models = list(self.default_models)
@@ -186,8 +186,13 @@ class LlmDouble:
 
     @property
     def generations(self) -> list[Recorded]:
-        """Only the chat requests (not model listings)."""
-        return [record for record in self.requests if record.method == "POST"]
+        """Only the chat requests (not model listings or embeddings)."""
+        return [r for r in self.requests if r.method == "POST" and not r.path.endswith("/embeddings")]
+
+    @property
+    def embeddings(self) -> list[Recorded]:
+        """Only the embeddings requests."""
+        return [r for r in self.requests if r.path.endswith("/embeddings")]
 
     def count(self, outcome: Outcome) -> int:
         with self._lock:

@@ -86,8 +86,16 @@ def test_fatal_errors_exit_1_with_a_message(env: dict[str, str], tmp_path: Path)
 def test_model_mismatch_names_reembed(env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("# A\n\ntext\n")
     assert memex("index", str(tmp_path / "a.md"), env=env).returncode == 0
-    done = memex("search", "text", env={**env, "MEMEX_EMBEDDING_MODEL": "other-model"})
-    assert done.returncode == 1 and "memex reembed" in done.stderr
+    other = {
+        **env,
+        "MEMEX_EMBEDDING_PROVIDER": "openai",
+        "MEMEX_EMBEDDING_BASE_URL": "http://127.0.0.1:9/v1",
+        "MEMEX_EMBEDDING_MODEL": "other-model",
+        "MEMEX_EMBEDDING_DIMENSION": "128",
+    }
+    done = memex("search", "text", env=other)
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 1 and "memex reembed" in message and "all-MiniLM-L6-v2 (384 dimensions)" in message
 
 
 def test_help_documents_exit_statuses(env: dict[str, str]) -> None:
@@ -106,15 +114,16 @@ def test_every_setting_has_a_description_and_is_in_the_readme() -> None:
         assert f"MEMEX_{name.upper()}" in readme, f"MEMEX_{name.upper()} is not documented in README.md"
 
 
-def test_reembed_rebuilds_vectors_and_clears_the_mismatch(env: dict[str, str], tmp_path: Path) -> None:
+def test_reembed_says_what_another_model_needs(env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("# A\n\nThe heron waits by the river.\n")
     assert memex("index", str(tmp_path / "a.md"), env=env).returncode == 0
-    renamed = {**env, "MEMEX_EMBEDDING_MODEL": "all-MiniLM-L6-v2-renamed"}
-    assert memex("search", "heron", env=renamed).returncode == 1
-    done = memex("reembed", env=renamed)
-    assert done.returncode == 0, done.stderr
-    assert "re-embedded 1 chunks" in done.stderr
-    done = memex("search", "heron", "--json", env=renamed)
+    done = memex("reembed", "--model", "nomic-embed-text", "--dimension", "768", env=env)
+    assert done.returncode == 1 and "OpenAI-compatible embeddings server" in " ".join(done.stderr.split())
+    done = memex("reembed", env=env)
+    assert done.returncode == 0 and "nothing to do" in done.stderr
+    done = memex("reembed", "--rollback", env=env)
+    assert done.returncode == 1 and "no previous vectors" in done.stderr
+    done = memex("search", "heron", "--json", env=env)
     assert done.returncode == 0 and json.loads(done.stdout)["results"]
 
 

@@ -139,7 +139,7 @@ async def test_unparsable_file_fails_at_once_and_can_be_retried(runtime: Runtime
 
 async def test_transient_error_is_retried_then_indexed(runtime: Runtime) -> None:
     kb_id = await make_kb(runtime)
-    runtime._embedder = FailingEmbedder(runtime.embedder, failures=1)
+    runtime.use_embedder(FailingEmbedder(runtime.embedder, failures=1))
     (d,) = await put(runtime, kb_id, ("sample.md", (DATA / "sample.md").read_bytes()))
     await drain(runtime)
     assert (await doc(runtime, d.id)).status == "indexed"
@@ -148,7 +148,7 @@ async def test_transient_error_is_retried_then_indexed(runtime: Runtime) -> None
 
 async def test_persistent_error_fails_with_the_reason_after_the_last_attempt(runtime: Runtime) -> None:
     kb_id = await make_kb(runtime)
-    runtime._embedder = FailingEmbedder(runtime.embedder, failures=10)
+    runtime.use_embedder(FailingEmbedder(runtime.embedder, failures=10))
     (d,) = await put(runtime, kb_id, ("sample.md", (DATA / "sample.md").read_bytes()))
     await drain(runtime)
     failed = await doc(runtime, d.id)

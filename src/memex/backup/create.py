@@ -27,6 +27,7 @@ from memex.backup.archive import ArchiveWriter
 from memex.backup.models import Created, NoProgress, Progress, memex_version
 from memex.db.engine import libpq_url, sqlalchemy_url
 from memex.db.migrate import head_revision
+from memex.embeddings import spec
 from memex.embeddings.base import Embedder
 from memex.errors import BackupError
 from memex.settings import Settings
@@ -71,7 +72,7 @@ async def create(
     try:
         found: list[dict[str, Any]] = []
         if snap.titles and snap.revision == head_revision():
-            same_model = snap.model == {"name": settings.embedding_model, "dimension": settings.embedding_dimension}
+            same_model = spec.same_model(snap.model, settings)
             # Without `embedder` the runtime loads the configured model, on the first hybrid search only.
             async with samples.search_runtime(settings, url, embedder=embedder, snapshot=snap.snapshot) as runtime:
                 found = await samples.record(runtime, snap.titles, hybrid=same_model)

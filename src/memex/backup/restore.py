@@ -27,6 +27,7 @@ from memex.backup.create import passphrase
 from memex.backup.models import NoProgress, Progress
 from memex.db import migrate
 from memex.db.engine import libpq_url, sqlalchemy_url
+from memex.embeddings import spec
 from memex.errors import BackupError
 from memex.settings import Settings
 
@@ -78,11 +79,10 @@ async def restore(
                 model = (
                     await conn.execute(sa.text("SELECT value FROM memex_meta WHERE key = 'embedding_model'"))
                 ).scalar_one_or_none()
-                wanted = {"name": settings.embedding_model, "dimension": settings.embedding_dimension}
-                if model is not None and model != wanted:
+                if model is not None and not spec.same_model(model, settings):
                     restored.warnings.append(
                         f"the restored embeddings come from {model['name']} ({model['dimension']} dimensions) but Memex "
-                        f"is configured for {wanted['name']}: set MEMEX_EMBEDDING_MODEL back, or run `memex reembed`"
+                        f"is configured for {settings.embedding_model}: set MEMEX_EMBEDDING_MODEL back, or run `memex reembed`"
                     )
     finally:
         await engine.dispose()

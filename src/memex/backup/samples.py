@@ -47,7 +47,8 @@ async def search_runtime(
             conn.exec_driver_sql(pin)
 
     runtime = Runtime(settings=settings, engine=engine, database_url=url, metrics=Metrics(enabled=False))
-    runtime._embedder = embedder
+    if embedder is not None:
+        runtime.use_embedder(embedder)
     try:
         yield runtime
     finally:

@@ -20,6 +20,7 @@ from memex.backup.archive import read_header
 from memex.backup.models import Check, NoProgress, Progress, Verification
 from memex.backup.scratch import scratch_server
 from memex.db import migrate
+from memex.embeddings import spec
 from memex.embeddings.base import Embedder
 from memex.errors import BackupError
 from memex.settings import Settings
@@ -132,10 +133,7 @@ async def _check_searches(
         if not recorded:
             result.checks.append(Check("searches", True, "the archive holds no sample searches (no indexed documents)"))
         return
-    same_model = manifest.get("embedding_model") == {
-        "name": settings.embedding_model,
-        "dimension": settings.embedding_dimension,
-    }
+    same_model = spec.same_model(manifest.get("embedding_model"), settings)
     async with samples.search_runtime(settings, url, embedder=embedder) as runtime:
         problems, skipped = await samples.check(runtime, recorded, hybrid=same_model)
     ran = len(recorded) - skipped

@@ -8,6 +8,7 @@ from memex.db import migrate
 from memex.doctor import store
 from memex.doctor.context import Context
 from memex.doctor.models import Finding, Severity
+from memex.embeddings import spec
 from memex.maintenance import service as maintenance
 
 # pgvector 0.6 builds HNSW indexes in parallel and much faster; older ones work, slowly.
@@ -112,7 +113,7 @@ async def embedding_model(ctx: Context) -> list[Finding]:
     data = {"configured": wanted, "stored": stored, "column_dimension": column}
     reembed = "Run `memex reembed` to rebuild the vectors with the configured model, or set MEMEX_EMBEDDING_MODEL and MEMEX_EMBEDDING_DIMENSION back."
     findings = []
-    if stored is not None and stored != wanted:
+    if stored is not None and not spec.same_model(stored, settings):
         findings.append(
             Finding(
                 Severity.critical,

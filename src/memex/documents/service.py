@@ -23,7 +23,8 @@ from memex.audit import service as audit
 from memex.audit.models import Action
 from memex.documents import store
 from memex.documents.models import Document
-from memex.errors import Conflict, InvalidInput, NotFound, ParseError, UnsupportedFileType
+from memex.embeddings import store as embedding_store
+from memex.errors import Conflict, EmbeddingModelChanged, InvalidInput, NotFound, ParseError, UnsupportedFileType
 from memex.ingest import detect
 from memex.ingest.parsers import SUPPORTED_EXTENSIONS, extension_of, mime_for
 from memex.ingest.prepare import file_type
@@ -38,6 +39,9 @@ PENDING = ("queued", "indexing")
 MAX_NAME_CHARS = 1024
 # Longest failure reason kept on a document: enough for any message we write, bounded for tracebacks.
 MAX_REASON_CHARS = 1000
+# A document's vectors are made again when a model swap lands between embedding and writing; more than one swap
+# within one document's indexing is not a thing that happens.
+_MODEL_SWAP_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,21 +258,38 @@ async def ingest(runtime: Runtime, document_id: uuid.UUID) -> None:
     if not prepared.chunks:
         await finish_failed(runtime, doc, "no text found in the file")
         return
-    embedder = await runtime.load_embedder()
-    vectors = await asyncio.to_thread(embedder.embed_documents, [c.embed_text for c in prepared.chunks])
-    async with runtime.engine.begin() as conn:
-        if not await _still_current(conn, doc):
-            return
-        await store.set_parsed(
-            conn,
-            document_id=doc.id,
-            title=prepared.parsed.title,
-            mime=prepared.mime,
-            file_type=prepared.file_type,
-            metadata=json.dumps(prepared.parsed.metadata, default=str),
-        )
-        # The old chunks stay searchable until this commit swaps in the new ones.
-        await store.replace_chunks(conn, document_id=doc.id, kb_id=doc.kb_id, chunks=prepared.chunks, vectors=vectors)
+    for attempt in range(_MODEL_SWAP_ATTEMPTS):
+        embedder, generation = await runtime.embedding_model()
+        vectors = await asyncio.to_thread(embedder.embed_documents, [c.embed_text for c in prepared.chunks])
+        try:
+            async with runtime.engine.begin() as conn:
+                # First: the lock it takes orders this writer with a model swap by `memex reembed`.
+                await embedding_store.check_generation(conn, generation)
+                if not await _still_current(conn, doc):
+                    return
+                await store.set_parsed(
+                    conn,
+                    document_id=doc.id,
+                    title=prepared.parsed.title,
+                    mime=prepared.mime,
+                    file_type=prepared.file_type,
+                    metadata=json.dumps(prepared.parsed.metadata, default=str),
+                )
+                # The old chunks stay searchable until this commit swaps in the new ones.
+                await store.replace_chunks(
+                    conn,
+                    document_id=doc.id,
+                    kb_id=doc.kb_id,
+                    chunks=prepared.chunks,
+                    vectors=vectors,
+                    generation=generation,
+                )
+            break
+        except EmbeddingModelChanged:
+            # The vectors were made by the model just swapped out: follow the new one and embed again.
+            if attempt == _MODEL_SWAP_ATTEMPTS - 1:
+                raise
+            await runtime.refresh_embeddings()
     runtime.metrics.document_ingested(
         "indexed",
         seconds=time.perf_counter() - started,

@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.documents.models import Document, StoredFile
-from memex.embeddings.base import Vectors
+from memex.embeddings import store as embedding_store
+from memex.embeddings.base import Vectors, vector_literal
 from memex.ingest.chunking import Chunk
 
 DOCUMENT_COLUMNS = (
@@ -84,9 +84,22 @@ async def upsert_document(
 
 
 async def replace_chunks(
-    conn: AsyncConnection, *, document_id: uuid.UUID, kb_id: uuid.UUID, chunks: Sequence[Chunk], vectors: Vectors
+    conn: AsyncConnection,
+    *,
+    document_id: uuid.UUID,
+    kb_id: uuid.UUID,
+    chunks: Sequence[Chunk],
+    vectors: Vectors,
+    generation: int | None = None,
 ) -> None:
-    """Swap a document's chunks for new ones (in the caller's transaction) and mark it indexed."""
+    """Swap a document's chunks for new ones (in the caller's transaction) and mark it indexed.
+
+    `generation` is the model generation the vectors were made in (`Runtime.embedding_model`): when `memex
+    reembed` swapped models since, this raises EmbeddingModelChanged and writes nothing. Every service passes it;
+    only tests and benchmarks that own the database leave it out.
+    """
+    if generation is not None:
+        await embedding_store.check_generation(conn, generation)
     await lock_chunk_stats(conn, kb_ids=[kb_id])
     await conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
     await copy_chunks(
@@ -126,10 +139,6 @@ async def copy_chunks(conn: AsyncConnection, *, rows: object) -> None:
                     vector_literal(vector),
                 )
             )
-
-
-def vector_literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(np.char.mod("%.7g", vector).tolist()) + "]"
 
 
 async def rename(

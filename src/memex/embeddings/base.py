@@ -33,3 +33,8 @@ def normalise(vectors: Vectors) -> Vectors:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     out: Vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
     return out
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    """pgvector's text form of a vector."""
+    return "[" + ",".join(np.char.mod("%.7g", vector).tolist()) + "]"

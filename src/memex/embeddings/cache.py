@@ -28,6 +28,12 @@ class CachedEmbedder:
     def dimension(self) -> int:
         return self.inner.dimension
 
+    def close(self) -> None:
+        """Let go of the model's connections (an API client's pool); the local model holds none."""
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         return self.inner.embed_documents(texts)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tokenizers import Tokenizer
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
@@ -27,6 +29,8 @@ def bundled_model_dir() -> Path:
 @functools.cache
 def tokenizer() -> Tokenizer:
     """The model's own WordPiece tokenizer, without padding or truncation."""
+    from tokenizers import Tokenizer
+
     tok = Tokenizer.from_file(str(TOKENIZER_FILE))
     tok.no_padding()
     tok.no_truncation()

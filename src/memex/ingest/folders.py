@@ -109,10 +109,11 @@ async def index_paths(
             progress.advance("unchanged", "")
 
     if work:
-        embedder = await runtime.load_embedder()
+        embedder, generation = await runtime.embedding_model()
         await pipeline.run(
             engine=runtime.engine,
             embedder=embedder,
+            generation=generation,
             prepare=runtime.parse_pool.prepare,
             kb_id=kb_id,
             items=work,

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from memex.documents import store as documents
+from memex.embeddings import store as embedding_store
 from memex.embeddings.base import Embedder
 from memex.errors import MemexError
 from memex.ingest.prepare import Prepared
@@ -70,6 +71,7 @@ async def run(
     *,
     engine: AsyncEngine,
     embedder: Embedder,
+    generation: int | None,
     prepare: PrepareFn,
     kb_id: uuid.UUID,
     items: Sequence[WorkItem],
@@ -114,7 +116,7 @@ async def run(
         for entry, vectors in zip(batch, vectors_per_doc, strict=True):
             started = time.perf_counter()
             try:
-                await _store_one(engine=engine, kb_id=kb_id, entry=entry, vectors=vectors)
+                await _store_one(engine=engine, kb_id=kb_id, entry=entry, vectors=vectors, generation=generation)
             except MemexError as exc:
                 fail(entry.item.source_path, exc.message)
                 continue
@@ -166,9 +168,14 @@ async def run(
             producer.cancel()
 
 
-async def _store_one(*, engine: AsyncEngine, kb_id: uuid.UUID, entry: _Ready, vectors: object) -> None:
+async def _store_one(
+    *, engine: AsyncEngine, kb_id: uuid.UUID, entry: _Ready, vectors: object, generation: int | None
+) -> None:
     prepared = entry.prepared
     async with engine.begin() as conn:
+        if generation is not None:
+            # First, before any row is written: the lock it takes orders this writer with a model swap.
+            await embedding_store.check_generation(conn, generation)
         await documents.put_blob(conn, sha256=entry.sha256, data=entry.data)
         document_id = await documents.upsert_document(
             conn,
@@ -189,4 +196,5 @@ async def _store_one(*, engine: AsyncEngine, kb_id: uuid.UUID, entry: _Ready, ve
             kb_id=kb_id,
             chunks=prepared.chunks,
             vectors=vectors,  # type: ignore[arg-type]
+            generation=generation,
         )

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from memex.documents.store import vector_literal
-from memex.embeddings.base import Embedder, Vectors
+from memex.embeddings import store as embedding_store
+from memex.embeddings.base import Embedder, Vectors, vector_literal
 from memex.errors import InvalidInput, NotFound, QueryTooLong
 from memex.kbs import store as kbs
 from memex.kbs.access import Actor
@@ -116,6 +116,8 @@ async def _run(
     embedding: asyncio.Task[Vectors] | None,
     clock: _Clock,
 ) -> list[sa.Row[tuple[object, ...]]]:
+    if embedding is not None:
+        embedding = await _for_stored_vectors(runtime, conn, embedding, parsed.search_text, clock)
     readable = {kb.id for kb in await kbs.list_for(conn, actor)}
     wanted = set(request.filters.kb_ids)
     if wanted - readable:
@@ -154,6 +156,22 @@ async def _run(
         ef_search=ef_search,
         exact=exact,
     )
+
+
+async def _for_stored_vectors(
+    runtime: Runtime, conn: AsyncConnection, embedding: asyncio.Task[Vectors], text: str, clock: _Clock
+) -> asyncio.Task[Vectors]:
+    """The query embedding made by the model of the vectors this transaction will read.
+
+    Reading the generation locks `chunks` until the transaction ends, so a swap by `memex reembed` lands either
+    before this (and the query is embedded again with the new model) or after the search.
+    """
+    generation = await embedding_store.generation_locking_chunks(conn)
+    if generation == runtime.embedding_generation:
+        return embedding
+    embedding.cancel()
+    await runtime.refresh_embeddings()
+    return asyncio.create_task(asyncio.to_thread(_embed, runtime.embedder, text, clock))
 
 
 @dataclass(slots=True)
