@@ -6,7 +6,8 @@ BM25 statistics. Each count of workers runs twice, with the documents in one KB 
 every chunk write updates its KB's statistics row, so writers of one KB take turns on that row, and the
 difference between the two layouts is what that costs.
 
-A round queues every upload first, then starts the workers and times from the first document a worker takes
+Every poll also samples the workers' database sessions: the share of active ones that wait for a lock is how
+much the writers queue behind each other. A round queues every upload first, then starts the workers and times from the first document a worker takes
 to the last one indexed, so process start-up is not in the figure. The baseline is one worker on one KB,
 measured in the same run.
 """
@@ -14,6 +15,7 @@ measured in the same run.
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import signal
 import subprocess
@@ -68,11 +70,21 @@ async def run(scratch: Scratch, *, corpus: Path, docs: int, workers: list[int], 
     try:
         for count in workers:
             for kb_count in (1, 4):
-                rate, chunks = await _round(
+                rate, chunks, locked = await _round(
                     runtime, env, texts, workers=count, kbs_used=kb_count, concurrency=concurrency
                 )
-                rounds.append({"workers": count, "kbs": kb_count, "docs_per_s": round(rate, 2), "chunks": chunks})
-                log(f"{count} worker(s), {kb_count} KB(s): {rate:.1f} documents/s")
+                rounds.append(
+                    {
+                        "workers": count,
+                        "kbs": kb_count,
+                        "docs_per_s": round(rate, 2),
+                        "chunks": chunks,
+                        "active_sessions_waiting_for_a_lock": locked,
+                    }
+                )
+                log(
+                    f"{count} worker(s), {kb_count} KB(s): {rate:.1f} documents/s; {locked:.1%} of active sessions waited for a lock"
+                )
     finally:
         await runtime.close()
         double.stop()
@@ -90,7 +102,7 @@ async def run(scratch: Scratch, *, corpus: Path, docs: int, workers: list[int], 
 
 async def _round(
     runtime: Runtime, env: dict[str, str], texts: list[bytes], *, workers: int, kbs_used: int, concurrency: int
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     tag = uuid.uuid4().hex[:6]
     async with runtime.engine.begin() as conn:
         kb_ids = [
@@ -114,8 +126,10 @@ async def _round(
         for _ in range(workers)
     ]
     try:
-        started = await _wait(runtime, kb_ids, lambda queued, done: queued < len(texts), timeout=120)
-        finished = await _wait(runtime, kb_ids, lambda queued, done: done == len(texts), timeout=900)
+        samples = _Samples()
+        started = await _wait(runtime, kb_ids, lambda queued, done: queued < len(texts), timeout=120, samples=samples)
+        samples = _Samples()  # only while they work
+        finished = await _wait(runtime, kb_ids, lambda queued, done: done == len(texts), timeout=900, samples=samples)
     finally:
         for p in processes:
             p.send_signal(signal.SIGTERM)
@@ -136,10 +150,26 @@ async def _round(
         ).one()
     if failed:
         log(f"WARNING: {failed} documents failed")
-    return len(texts) / (finished - started), int(chunks)
+    for what, n in samples.waits.most_common(3):
+        log(f"  waited {n}x on {what}")
+    return len(texts) / (finished - started), int(chunks), samples.share_waiting()
 
 
-async def _wait(runtime: Runtime, kb_ids: list[uuid.UUID], condition: object, *, timeout: float) -> float:
+class _Samples:
+    """What the workers' database sessions were doing, sampled with every poll: active, or waiting for a lock."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.waiting_for_lock = 0
+        self.waits: collections.Counter[str] = collections.Counter()
+
+    def share_waiting(self) -> float:
+        return round(self.waiting_for_lock / max(self.active, 1), 4)
+
+
+async def _wait(
+    runtime: Runtime, kb_ids: list[uuid.UUID], condition: object, *, timeout: float, samples: _Samples
+) -> float:
     """Poll the documents' states every 20 ms until `condition(queued, done)`; the time it became true."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -153,6 +183,25 @@ async def _wait(runtime: Runtime, kb_ids: list[uuid.UUID], condition: object, *,
                     {"ids": kb_ids},
                 )
             ).one()
+            active, locked = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT count(*) FILTER (WHERE state = 'active'), "
+                        "count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity "
+                        "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND query NOT LIKE '%LISTEN%'"
+                    )
+                )
+            ).one()
+            if locked:
+                waits = await conn.execute(
+                    sa.text(
+                        "SELECT wait_event || ': ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 70) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND backend_type = 'client backend'"
+                    )
+                )
+                samples.waits.update(waits.scalars())
+        samples.active += active
+        samples.waiting_for_lock += locked
         if condition(queued, done):  # type: ignore[operator]
             return time.perf_counter()
         await asyncio.sleep(0.02)

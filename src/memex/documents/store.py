@@ -100,8 +100,16 @@ async def replace_chunks(
     """
     if generation is not None:
         await embedding_store.check_generation(conn, generation)
-    await lock_chunk_stats(conn, kb_ids=[kb_id])
-    await conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
+    # A new document's chunks are copied in before its KB's statistics row is taken: the insert trigger takes it at
+    # the end of the COPY, so the slow part (tsvectors, HNSW and GIN inserts) runs outside it and writers of one
+    # KB queue only for the short rest. Replacing chunks deletes too, and that trigger takes the row more strongly
+    # than the insert did (an upgrade another waiter could deadlock): then the row is taken first, as always.
+    had_chunks = (
+        await conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM chunks WHERE document_id = :id)"), {"id": document_id})
+    ).scalar_one()
+    if had_chunks:
+        await lock_chunk_stats(conn, kb_ids=[kb_id])
+        await conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
     await copy_chunks(
         conn, rows=((document_id, kb_id, chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True))
     )
@@ -155,8 +163,9 @@ async def lock_chunk_stats(conn: AsyncConnection, *, kb_ids: Sequence[uuid.UUID]
 
     The chunk triggers lock a KB's row and then its lexeme counters, once per statement; a transaction whose
     statements touch several KBs (or one KB twice) could otherwise deadlock with another taking them in another
-    order. Writers of one KB queue here instead, each for one document's short transaction; writers of different
-    KBs never wait for each other.
+    order. The one exception is a single COPY of new chunks into one KB and nothing else (`replace_chunks` for a
+    new document): its trigger takes the row itself, after the slow part. Writers of different KBs never wait
+    for each other.
     """
     ids = sorted(set(kb_ids))
     if not ids:
