@@ -19,8 +19,9 @@ from memex.embeddings import build_embedder
 from memex.embeddings import store as embedding_store
 from memex.embeddings.base import Embedder
 from memex.embeddings.cache import CachedEmbedder
+from memex.embeddings.model_files import DIMENSION, MODEL_NAME
 from memex.embeddings.spec import EmbeddingSpec, StoredModel
-from memex.errors import DatabaseUnavailable, EmbeddingModelMismatch
+from memex.errors import ConfigurationError, DatabaseUnavailable, EmbeddingModelMismatch
 from memex.ingest.sandbox import ParsePool
 from memex.metrics import Metrics
 from memex.ratelimit import RateLimits
@@ -172,6 +173,12 @@ async def check_embedding_model(runtime: Runtime) -> None:
     """Record the model on first use; refuse to run against vectors made by another model."""
     settings = runtime.settings
     configured = EmbeddingSpec.from_settings(settings)
+    if configured.provider == "local" and (configured.name, configured.dimension) != (MODEL_NAME, DIMENSION):
+        raise ConfigurationError(
+            f"the local embedding provider has one model, {MODEL_NAME} ({DIMENSION} dimensions), not "
+            f"{configured.describe()}: for another model, run an OpenAI-compatible embeddings server (Ollama, vLLM, "
+            "llama.cpp, OpenAI) and set MEMEX_EMBEDDING_PROVIDER=openai and MEMEX_EMBEDDING_BASE_URL"
+        )
     async with runtime.engine.begin() as conn:
         found = await embedding_store.insert_if_missing(conn, StoredModel(configured).record())
     stored = StoredModel.from_record(found, settings=settings)

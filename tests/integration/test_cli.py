@@ -123,6 +123,10 @@ def test_reembed_says_what_another_model_needs(env: dict[str, str], tmp_path: Pa
     assert done.returncode == 0 and "nothing to do" in done.stderr
     done = memex("reembed", "--rollback", env=env)
     assert done.returncode == 1 and "no previous vectors" in done.stderr
+    done = memex(
+        "search", "heron", env={**env, "MEMEX_EMBEDDING_MODEL": "bge-large-en", "MEMEX_EMBEDDING_DIMENSION": "1024"}
+    )
+    assert done.returncode == 1 and "the local embedding provider has one model" in " ".join(done.stderr.split())
     done = memex("search", "heron", "--json", env=env)
     assert done.returncode == 0 and json.loads(done.stdout)["results"]
 

@@ -66,6 +66,11 @@ async def forget(conn: AsyncConnection, key: str) -> None:
     await conn.execute(sa.text("DELETE FROM memex_meta WHERE key = :key"), {"key": key})
 
 
+async def limit_lock_wait(conn: AsyncConnection, timeout: str) -> None:
+    """Give up (SQLSTATE 55P03) rather than wait longer than `timeout` for a lock, for this transaction."""
+    await conn.execute(sa.text("SELECT set_config('lock_timeout', :timeout, true)"), {"timeout": timeout})
+
+
 async def generation_locking_chunks(conn: AsyncConnection) -> int:
     """The model record's generation, read by a statement that also locks `chunks` for the transaction.
 

@@ -182,7 +182,7 @@ async def _swap(
     for _attempt in range(_SWAP_ATTEMPTS):
         try:
             async with runtime.engine.begin() as conn:
-                await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'"))
+                await store.limit_lock_wait(conn, _LOCK_TIMEOUT)
                 found = await store.record(conn, for_update=True)
                 if found is None or StoredModel.from_record(found, settings=runtime.settings) != expected:
                     raise Conflict("another memex reembed changed the model meanwhile: run this one again")
