@@ -210,6 +210,8 @@ def test_invitations_can_be_declined_admins_see_owners_and_names_lose_bidi_overr
     page.get_by_role("button", name="Invite").click()
     expect(page.locator("#share-status")).to_contain_text(f"If {lena} has an account")
     page.get_by_role("button", name="Log out").click()
+    # Logging out navigates to the login page itself; a goto racing it would be aborted.
+    expect(page).to_have_url(f"{server.url}/login")
 
     log_in(page, lena, password)
     page.get_by_role("link", name="Knowledge bases").click()
