@@ -32,6 +32,10 @@ CHROMIUM_ARGS = [
 ]
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct-horse-battery"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# Kept with the tests' output (CI keeps test-results/), to be looked at.
+SCREENSHOTS = Path(__file__).parents[2] / "test-results" / "screenshots"
 # The first start loads the embedding model and migrates; the machines running this are small and shared.
 STARTUP_SECONDS = 180
 
@@ -130,7 +134,7 @@ def browser() -> Iterator[Browser]:
 @contextmanager
 def browsing(browser: Browser, server: Server) -> Iterator[Page]:
     """A fresh browser context (no cookies) on `server` at 1280x800; a JavaScript error anywhere fails the test."""
-    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 800})
+    context = browser.new_context(base_url=server.url, viewport=DESKTOP)
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []
@@ -147,3 +151,21 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
     """A page of a fresh browser context on the default server (see `browsing`)."""
     with browsing(browser, server) as opened:
         yield opened
+
+
+def screenshots(page: Page, name: str) -> None:
+    """Photograph the page as it stands at desktop and at phone width (`<name>-1280x800.png`, `<name>-390x844.png`).
+
+    At phone width the page must fit: nothing may make it scroll sideways. The viewport is put back afterwards.
+    """
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    before = page.viewport_size or DESKTOP
+    try:
+        for size in (DESKTOP, PHONE):
+            page.set_viewport_size(size)
+            page.wait_for_timeout(100)  # one layout pass after the resize
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-{size['width']}x{size['height']}.png"), full_page=True)
+            overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"{name} scrolls sideways by {overflow} px at {size['width']} px wide"
+    finally:
+        page.set_viewport_size(before)
