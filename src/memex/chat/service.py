@@ -37,6 +37,7 @@ from memex.chat.models import (
     Usage,
     UsageRow,
 )
+from memex.db import failures
 from memex.errors import InvalidInput, InvalidMessage, MemexError, NotFound
 from memex.kbs import store as kbs
 from memex.kbs.access import Actor
@@ -279,10 +280,14 @@ async def stream(runtime: Runtime, turn: Turn) -> AsyncIterator[ChatEvent]:
     except MemexError as exc:
         runtime.metrics.chat_ended(provider=answer.provider, model=answer.model, outcome="error")
         yield ErrorEvent(exc.message)
-    except Exception:  # a bug: the stream has started, so say so in it rather than cut it off
-        log.exception("chat failed")
+    except Exception as exc:  # the stream has started: say what failed in it rather than cut it off
         runtime.metrics.chat_ended(provider=answer.provider, model=answer.model, outcome="error")
-        yield ErrorEvent("internal error: see the server log")
+        if (down := failures.unavailable(exc)) is not None:
+            log.error("chat failed: database error", error=failures.first_line(exc))
+            yield ErrorEvent(down.message, failure=down)
+        else:
+            log.exception("chat failed")
+            yield ErrorEvent("internal error: see the server log")
     except (asyncio.CancelledError, GeneratorExit):
         if not answered:
             runtime.metrics.chat_ended(provider=answer.provider, model=answer.model, outcome="cancelled")

@@ -63,7 +63,7 @@ async def chat(body: ChatIn, actor: CurrentActor, runtime: RuntimeDep) -> Respon
         gathered.add(event)
         finished = finished or isinstance(event, DoneEvent)
     if not finished:
-        raise ServiceUnavailable(gathered.error or "the answer could not be completed")
+        raise gathered.failure or ServiceUnavailable(gathered.error or "the answer could not be completed")
     return JSONResponse(gathered.as_dict())
 
 
