@@ -196,7 +196,8 @@ async def test_lost_job_is_queued_again(runtime: Runtime) -> None:
 async def test_job_for_a_deleted_document_does_nothing(runtime: Runtime) -> None:
     kb_id = await make_kb(runtime)
     (d,) = await put(runtime, kb_id, ("sample.md", (DATA / "sample.md").read_bytes()))
-    await service.delete(runtime, Actor.system(), d.id)
+    async with runtime.engine.begin() as conn:
+        await service.delete(conn, Actor.system(), d.id)
     await drain(runtime)
     assert [r.status for r in await job_rows(runtime)] == ["succeeded"]
 
