@@ -58,7 +58,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
         runtime = await bench_runtime(scratch)
         try:
-            await fill_store(runtime, chunks=args.chunks, sentences=sentences, words=words)
+            _, _, reused = await fill_store(runtime, chunks=args.chunks, sentences=sentences, words=words)
             settings: Settings = runtime.settings
             if args.encrypted:
                 from pydantic import SecretStr
@@ -108,6 +108,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "samples": created.samples,
         "verify_seconds": round(verify_seconds, 3),
         "pg_restore_seconds": round(restore_seconds, 3),
+        "reused_index": reused,
         "verify_over_pg_restore": round(verify_seconds / restore_seconds, 3),
         "all_create_seconds": [round(x, 3) for x in creates],
         "all_pg_dump_seconds": [round(x, 3) for x in dumps],

@@ -352,6 +352,7 @@ async def quality(args: argparse.Namespace) -> dict[str, object]:
         "extractive_first_cited_is_passage_1": share["first_cited_from_passage_1"],
         "goal_met": share["first_cited"] >= share["search_top_hit"],
         "ask_p50_ms": round(percentile(ask_ms, 50), 2),
+        "reused_index": cached is not None,
     }
 
 

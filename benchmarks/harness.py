@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +24,34 @@ from memex.runtime import Runtime, open_runtime
 from memex.settings import Settings
 
 _STARTED = time.perf_counter()
+_ROOT = Path(__file__).resolve().parent.parent
+# The code an index is made by: parsing, chunking, embedding, writing chunks, and the schema (triggers, indexes).
+INDEX_CODE = (
+    "src/memex/ingest",
+    "src/memex/embeddings",
+    "src/memex/documents/store.py",
+    "src/memex/db/tables.py",
+    "src/memex/db/migrations",
+)
+
+
+def code_stamp(*paths: str, settings: Settings, extra: str = "") -> str:
+    """A hash of the source files under `paths` (from the repository root), the index settings and `extra`.
+
+    A kept index (--keep-db) is reused only while its stamp matches: an index made by other code or settings
+    would measure that code, not this one.
+    """
+    h = hashlib.sha256()
+    for path in paths:
+        full = _ROOT / path
+        for file in sorted(full.rglob("*.py")) if full.is_dir() else [full]:
+            h.update(str(file.relative_to(_ROOT)).encode() + b"\0" + file.read_bytes() + b"\1")
+    s = settings
+    h.update(
+        f"{s.embedding_provider}|{s.embedding_model}|{s.embedding_dimension}|{s.chunk_tokens}|"
+        f"{s.chunk_overlap_tokens}|{extra}".encode()
+    )
+    return h.hexdigest()[:16]
 
 
 def log(message: str) -> None:

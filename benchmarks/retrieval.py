@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from harness import bench_runtime, emit, log, read_corpus, scratch_database
+from harness import INDEX_CODE, bench_runtime, code_stamp, emit, log, read_corpus, scratch_database
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.ingest import pipeline
@@ -89,12 +89,11 @@ def select_docs(
 
 def signature(args: argparse.Namespace, runtime: Runtime, docs: list[dict[str, str]]) -> str:
     """What the indexed KB depends on; a cached KB is reused only when this matches."""
-    s = runtime.settings
     h = hashlib.sha256()
     for row in docs:
         h.update(row["_id"].encode() + b"\0" + row["title"].encode() + b"\0" + row["text"].encode() + b"\1")
-    h.update(f"{s.embedding_model}|{s.chunk_tokens}|{s.chunk_overlap_tokens}|{args.doc_format}".encode())
-    return h.hexdigest()[:16]
+    extra = f"{h.hexdigest()}|{args.doc_format}"
+    return code_stamp(*INDEX_CODE, "benchmarks/retrieval.py", settings=runtime.settings, extra=extra)
 
 
 def document_bytes(row: dict[str, str], doc_format: str) -> bytes:
@@ -257,7 +256,13 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         finally:
             await runtime.close()
 
-    common = {"dataset": name, "docs": len(docs), "queries": len(qids), "index_seconds": round(index_seconds, 1)}
+    common = {
+        "dataset": name,
+        "docs": len(docs),
+        "queries": len(qids),
+        "index_seconds": round(index_seconds, 1),
+        "reused_index": cached is not None,
+    }
     if args.mode == "all":
         return common | {"modes": scores}
     mode = modes[0]
@@ -265,7 +270,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "dataset": name,
         "mode": mode,
         **scores[mode],
-        **{k: common[k] for k in ("docs", "queries", "index_seconds")},
+        **{k: common[k] for k in ("docs", "queries", "index_seconds", "reused_index")},
     }
 
 

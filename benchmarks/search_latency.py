@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import re
 import statistics
@@ -26,7 +27,17 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import sqlalchemy as sa
-from harness import SCIFACT, bench_runtime, emit, log, percentile, read_corpus, scratch_database
+from harness import (
+    INDEX_CODE,
+    SCIFACT,
+    bench_runtime,
+    code_stamp,
+    emit,
+    log,
+    percentile,
+    read_corpus,
+    scratch_database,
+)
 
 from memex.db.engine import libpq_url
 from memex.kbs import store as kbs
@@ -186,15 +197,28 @@ async def hybrid_latencies(runtime: Runtime, queries: list[str]) -> list[float]:
 _KEPT = "bench:search_latency"
 
 
+def store_stamp(runtime: Runtime, *, chunks: int, sentences: list[str]) -> str:
+    """What the synthetic store depends on: this loader, the schema and embedding code, the model, the material."""
+    material = hashlib.sha256("\0".join(sentences).encode()).hexdigest()
+    return code_stamp(
+        *INDEX_CODE, "benchmarks/search_latency.py", settings=runtime.settings, extra=f"{chunks}|{material}"
+    )
+
+
 async def fill_store(
     runtime: Runtime, *, chunks: int, sentences: list[str], words: list[str]
-) -> tuple[list[uuid.UUID], dict[str, float]]:
-    """Load the synthetic store, unless a kept database (--keep-db) already holds one of this size."""
+) -> tuple[list[uuid.UUID], dict[str, float], bool]:
+    """Load the synthetic store, unless a kept database (--keep-db) holds one made by this code and settings.
+
+    Returns the KBs, the load timings (an earlier run's when reused) and whether the store was reused."""
+    stamp = store_stamp(runtime, chunks=chunks, sentences=sentences)
     async with runtime.engine.begin() as conn:
         kept = (await conn.execute(sa.text("SELECT value FROM memex_meta WHERE key = :k"), {"k": _KEPT})).first()
-        if kept is not None and kept.value["chunks"] == chunks:
-            log("reusing the synthetic store loaded by an earlier run")
-            return [uuid.UUID(k) for k in kept.value["kb_ids"]], kept.value["load"]
+        if kept is not None and kept.value.get("stamp") == stamp:
+            log(f"reusing the synthetic store loaded by an earlier run (stamp {stamp})")
+            return [uuid.UUID(k) for k in kept.value["kb_ids"]], kept.value["load"], True
+        if kept is not None:
+            log("the kept synthetic store was made by other code or settings: loading it again")
         await conn.execute(sa.text("DELETE FROM knowledge_bases WHERE name LIKE 'synthetic-%'"))
         await conn.execute(sa.text("DELETE FROM memex_meta WHERE key = :k"), {"k": _KEPT})
         kb_ids = [(await kbs.create(conn, name=f"synthetic-{i}", owner_id=None)).id for i in range(len(KB_SHARES))]
@@ -203,12 +227,12 @@ async def fill_store(
     log(f"embedded {len(sentences)} base sentences in {time.perf_counter() - started:.1f} s")
     vectors, texts = synthetic_chunks(base, sentences, words, chunks, seed=2)
     timings = await asyncio.to_thread(load, runtime.database_url, kb_ids=kb_ids, vectors=vectors, texts=texts)
-    value = json.dumps({"chunks": chunks, "kb_ids": [str(k) for k in kb_ids], "load": timings})
+    value = json.dumps({"chunks": chunks, "stamp": stamp, "kb_ids": [str(k) for k in kb_ids], "load": timings})
     async with runtime.engine.begin() as conn:
         await conn.execute(
             sa.text("INSERT INTO memex_meta (key, value) VALUES (:k, CAST(:v AS jsonb))"), {"k": _KEPT, "v": value}
         )
-    return kb_ids, timings
+    return kb_ids, timings, False
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
@@ -221,7 +245,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         runtime = await bench_runtime(scratch, query_cache_size=0)
         try:
             embedder = await runtime.load_embedder()
-            kb_ids, timings = await fill_store(runtime, chunks=args.chunks, sentences=sentences, words=words)
+            kb_ids, timings, reused = await fill_store(runtime, chunks=args.chunks, sentences=sentences, words=words)
 
             for q in queries[:10]:  # warm the model, the connection pool and Postgres' caches
                 await timed_search(runtime, SearchRequest(query=q, limit=10, mode="hybrid"))
@@ -287,6 +311,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "exact_vector_p50_ms": round(percentile(exact_ms, 50), 2),
         "small_kb_vector": filtered,
         "load": {k: round(v, 1) for k, v in timings.items()},
+        "reused_index": reused,
     }
 
 

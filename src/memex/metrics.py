@@ -34,6 +34,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from memex.db import store as db_store
+
 log = structlog.get_logger("memex.metrics")
 
 # How long a scrape reuses the last reading of the database-wide gauges, so that several scrapers (or a
@@ -49,31 +51,6 @@ _RESULTS = (0, 1, 5, 10, 20, 50, 100, 200)
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 DOCUMENT_STATUSES = ("queued", "indexing", "indexed", "failed")
-
-# Database-wide readings for the scrape-time gauges, in one round trip. Queue depth counts live jobs only
-# (finished ones are history); the oldest queued age is that of the longest-waiting job that is due, through
-# procrastinate's indexes (jobs deferred without a schedule are taken in id order).
-SNAPSHOT_SQL = sa.text(
-    """
-SELECT
-  (SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo') AS queued,
-  (SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing') AS running,
-  coalesce(extract(epoch FROM now() - least(
-    (SELECT min(scheduled_at) FROM procrastinate_jobs WHERE status = 'todo' AND scheduled_at <= now()),
-    (SELECT (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id)
-       FROM procrastinate_jobs j WHERE j.status = 'todo' AND j.scheduled_at IS NULL ORDER BY j.id LIMIT 1)
-  )), 0) AS oldest_queued_seconds,
-  (SELECT coalesce(sum(chunks), 0) FROM kb_chunk_stats) AS vectors,
-  (SELECT coalesce(json_object_agg(status, n), '{}') FROM (SELECT status, count(*) AS n FROM documents GROUP BY status) s)
-    AS documents,
-  (SELECT coalesce(sum(size), 0) FROM blobs) AS blob_bytes,
-  pg_database_size(current_database()) AS database_bytes,
-  (SELECT coalesce(extract(epoch FROM (value->>'last_backup_at')::timestamptz), 0) FROM memex_meta
-    WHERE key = 'backup_status') AS backup_at,
-  (SELECT coalesce(extract(epoch FROM (value->>'last_verified_at')::timestamptz), 0) FROM memex_meta
-    WHERE key = 'backup_status') AS backup_verified_at
-"""
-)
 
 
 def _version() -> str:
@@ -344,7 +321,7 @@ class Metrics:
                 return
             try:
                 async with asyncio.timeout(SNAPSHOT_TIMEOUT_SECONDS), engine.begin() as conn:
-                    self._snapshot.row = (await conn.execute(SNAPSHOT_SQL)).one()
+                    self._snapshot.row = await db_store.gauges(conn)
             except Exception as exc:  # a database outage must not take the process metrics down with it
                 log.warning("metrics: cannot read the database-wide gauges", error=str(exc) or type(exc).__name__)
                 self._snapshot.row = None

@@ -426,8 +426,20 @@ class Settings(BaseSettings):
 
     @field_validator("database_url", mode="before")
     @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
+    def _postgres_or_none(cls, value: object) -> object:
+        if value == "":
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str):
+            # Named by its scheme alone: the rest of the URL may hold a password.
+            scheme = text.partition("://")[0] if "://" in text else ""
+            if scheme.split("+")[0].lower() not in ("postgres", "postgresql"):
+                said = f"a {scheme}:// URL" if scheme else "not a URL"
+                raise ValueError(
+                    f"the database URL must be a PostgreSQL one, like postgresql://user:password@host:5432/memex, "
+                    f"and this is {said}: Memex keeps everything in PostgreSQL with pgvector"
+                )
+        return value
 
     @classmethod
     def settings_customise_sources(

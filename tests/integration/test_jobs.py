@@ -49,7 +49,8 @@ async def put(runtime: Runtime, kb_id: uuid.UUID, *files: tuple[str, bytes]) -> 
 
 
 async def doc(runtime: Runtime, document_id: uuid.UUID) -> Document:
-    return await service.get(runtime, Actor.system(), document_id)
+    async with runtime.engine.begin() as conn:
+        return await service.get(conn, Actor.system(), document_id)
 
 
 async def chunk_texts(runtime: Runtime, document_id: uuid.UUID) -> list[str]:
@@ -130,7 +131,8 @@ async def test_unparsable_file_fails_at_once_and_can_be_retried(runtime: Runtime
     # A parse error is final: the job itself succeeded, in one run, with no retry.
     assert [(r.status, r.attempts) for r in await job_rows(runtime)] == [("succeeded", 1)]
 
-    queued = await service.retry(runtime, Actor.system(), bad.id)
+    async with runtime.engine.begin() as conn:
+        queued = await service.retry(conn, Actor.system(), bad.id)
     assert (queued.status, queued.error) == ("queued", None)
     await drain(runtime)
     assert (await doc(runtime, bad.id)).status == "failed"
@@ -194,7 +196,8 @@ async def test_lost_job_is_queued_again(runtime: Runtime) -> None:
 async def test_job_for_a_deleted_document_does_nothing(runtime: Runtime) -> None:
     kb_id = await make_kb(runtime)
     (d,) = await put(runtime, kb_id, ("sample.md", (DATA / "sample.md").read_bytes()))
-    await service.delete(runtime, Actor.system(), d.id)
+    async with runtime.engine.begin() as conn:
+        await service.delete(conn, Actor.system(), d.id)
     await drain(runtime)
     assert [r.status for r in await job_rows(runtime)] == ["succeeded"]
 

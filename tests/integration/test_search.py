@@ -96,7 +96,8 @@ async def test_in_query_syntax(runtime: Runtime, indexed: dict[str, uuid.UUID]) 
     assert await _search(runtime, "zebras -draft", mode="keyword") == ["zebra.md"]
     assert await _search(runtime, 'animals +"horses"') == ["draft.md"]
     assert await _search(runtime, 'zebras file:"*.txt"', mode="keyword") == []
-    assert set(await _search(runtime, 'zebras file:"*.txt"')) <= {"cats.txt", "sample.txt"}
+    # No .txt file mentions zebras, but hybrid search still ranks the .txt files by meaning, and only them.
+    assert set(await _search(runtime, 'zebras file:"*.txt"')) == {"cats.txt", "sample.txt"}
 
 
 async def test_unicode_required_and_excluded_words(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
@@ -105,13 +106,6 @@ async def test_unicode_required_and_excluded_words(runtime: Runtime, indexed: di
     assert await _search(runtime, "+überfüll") == []  # whole words only
     assert "unicode.md" in await _search(runtime, "Straßenbahn", limit=20)
     assert "unicode.md" not in await _search(runtime, 'Straßenbahn -"東京"', limit=20)
-
-
-async def test_hnsw_agrees_with_exact_search(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
-    for query in ("key rotation", "backups", "sleeping animals"):
-        approx = await _search(runtime, query, mode="vector", limit=5)
-        exact = await _search(runtime, query, mode="vector", limit=5, exact=True)
-        assert approx == exact
 
 
 async def test_bad_requests(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:

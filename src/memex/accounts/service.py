@@ -5,13 +5,13 @@ from __future__ import annotations
 import ipaddress
 import uuid
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.accounts import passwords, store
 from memex.accounts.models import BootstrapResult, NewUser, User
 from memex.audit import service as audit
 from memex.audit.models import Action
+from memex.db import store as db_store
 from memex.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from memex.kbs import service as kbs
 from memex.kbs.access import SCOPES, Actor
@@ -163,7 +163,7 @@ async def ensure_admin(runtime: Runtime) -> BootstrapResult | None:
     """
     settings = runtime.settings
     async with runtime.engine.begin() as conn:
-        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _BOOTSTRAP_LOCK})
+        await db_store.advisory_xact_lock(conn, _BOOTSTRAP_LOCK)
         if await store.count_users(conn) > 0:
             return None
         given = settings.admin_password.get_secret_value() if settings.admin_password else None

@@ -7,25 +7,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from procrastinate.exceptions import ConnectorException
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memex.db.engine import DATABASE_ERRORS
-from memex.errors import MemexError, RateLimited
+from memex.db import failures
+from memex.errors import DatabaseUnavailable, MemexError, RateLimited
 
 log = structlog.get_logger("memex.api")
-
-DATABASE_RETRY_AFTER_SECONDS = 5
-# SQLSTATE classes of a database that is away: connection exceptions, shutdown or start-up, no such database,
-# too many connections. No SQLSTATE at all means no server answered.
-_AWAY = ("08", "57P", "3D000", "53300")
-
-
-def _database_detail(exc: Exception) -> str:
-    orig = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
-    sqlstate = getattr(orig, "sqlstate", None)
-    if isinstance(exc, sqlalchemy.exc.TimeoutError) or sqlstate is None or sqlstate.startswith(_AWAY):
-        return "the database is unavailable: try again in a few seconds"
-    return "the database could not complete the request (a conflict or timeout): try again in a few seconds"
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -60,6 +48,8 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(exc.retry_after), **exc.headers}
+        if isinstance(exc, DatabaseUnavailable):
+            headers = {"Retry-After": str(failures.RETRY_AFTER_SECONDS)}
         if exc.status_code >= 500:
             log.error("request failed", error=exc.message, path=request.url.path)
         return JSONResponse(_body(request, exc.message, exc.status_code), status_code=exc.status_code, headers=headers)
@@ -75,19 +65,28 @@ def install(app: FastAPI) -> None:
             _body(request, detail, exc.status_code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
-    async def database_error(request: Request, exc: Exception) -> JSONResponse:
-        # str(exc) names the host and the error, never the password (psycopg does not repeat it).
-        log.error("database error", error=str(exc).splitlines()[0], path=request.url.path)
+    def database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
+        # The driver's first line names the host and the error, never the password (psycopg does not repeat it).
+        log.error("database error", error=failures.first_line(exc), path=request.url.path)
         return JSONResponse(
-            _body(request, _database_detail(exc), 503),
+            _body(request, failures.detail(failures.database_error(exc) or exc), 503),
             status_code=503,
-            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(failures.RETRY_AFTER_SECONDS)},
         )
 
-    for error_class in DATABASE_ERRORS:
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if failures.database_error(exc) is None:
+            return await unexpected(request, exc)  # a bug the driver reported (a constraint, bad SQL)
+        return database_unavailable(request, exc)
+
+    # Any driver error lands here first; only those that mean "the database could not serve" become 503s.
+    for error_class in (*failures.DATABASE_ERRORS, sqlalchemy.exc.DBAPIError, ConnectorException):
         app.add_exception_handler(error_class, database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Also what escapes the middleware and what a task group wrapped: a database failure is still a 503.
+        if failures.database_error(exc) is not None:
+            return database_unavailable(request, exc)
         log.exception("unexpected error", path=request.url.path)
         return JSONResponse({"detail": "internal error: see the server log"}, status_code=500)

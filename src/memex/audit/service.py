@@ -19,7 +19,6 @@ from memex.audit import store
 from memex.audit.models import Action, AuditPage, AuditQuery, Outcome
 from memex.errors import InvalidInput
 from memex.kbs.access import Actor
-from memex.runtime import Runtime
 
 log = structlog.get_logger("memex.audit")
 
@@ -82,19 +81,17 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
-async def apply_retention(runtime: Runtime, *, now: datetime | None = None) -> int:
-    """Delete entries older than MEMEX_AUDIT_RETENTION_DAYS (none when it is 0), recording that it did."""
-    days = runtime.settings.audit_retention_days
+async def apply_retention(conn: AsyncConnection, *, days: int, now: datetime | None = None) -> int:
+    """Delete entries older than `days` (MEMEX_AUDIT_RETENTION_DAYS; none when it is 0), recording that it did."""
     if days <= 0:
         return 0
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    async with runtime.engine.begin() as conn:
-        deleted = await store.delete_before(conn, cutoff)
-        if deleted:
-            await record(
-                conn,
-                action=Action.audit_pruned,
-                actor=None,
-                detail={"deleted": deleted, "before": cutoff.isoformat(), "retention_days": days},
-            )
+    deleted = await store.delete_before(conn, cutoff)
+    if deleted:
+        await record(
+            conn,
+            action=Action.audit_pruned,
+            actor=None,
+            detail={"deleted": deleted, "before": cutoff.isoformat(), "retention_days": days},
+        )
     return deleted

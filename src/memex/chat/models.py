@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from memex.errors import MemexError
+
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
@@ -139,6 +141,8 @@ class DoneEvent:
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
     detail: str
+    # What failed, when the answer cannot go on (not for a model failure an extractive answer follows).
+    failure: MemexError | None = field(default=None, compare=False)
     name = "error"
 
     def data(self) -> dict[str, Any]:
@@ -157,6 +161,7 @@ class ChatAnswer:
     sentences: list[dict[str, Any]] = field(default_factory=list)
     done: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    failure: MemexError | None = None
 
     def add(self, event: ChatEvent) -> None:
         if isinstance(event, TokenEvent):
@@ -168,7 +173,7 @@ class ChatAnswer:
             self.done = event.data()
         else:
             # The fallback answer that follows an error replaces whatever the model had said.
-            self.error, self.answer = event.detail, ""
+            self.error, self.answer, self.failure = event.detail, "", event.failure
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"answer": self.answer, "citations": self.citations, "sentences": self.sentences}

@@ -37,6 +37,7 @@ from memex.chat.models import (
     Usage,
     UsageRow,
 )
+from memex.db import failures
 from memex.errors import InvalidInput, InvalidMessage, MemexError, NotFound
 from memex.kbs import store as kbs
 from memex.kbs.access import Actor
@@ -279,10 +280,14 @@ async def stream(runtime: Runtime, turn: Turn) -> AsyncIterator[ChatEvent]:
     except MemexError as exc:
         runtime.metrics.chat_ended(provider=answer.provider, model=answer.model, outcome="error")
         yield ErrorEvent(exc.message)
-    except Exception:  # a bug: the stream has started, so say so in it rather than cut it off
-        log.exception("chat failed")
+    except Exception as exc:  # the stream has started: say what failed in it rather than cut it off
         runtime.metrics.chat_ended(provider=answer.provider, model=answer.model, outcome="error")
-        yield ErrorEvent("internal error: see the server log")
+        if (down := failures.unavailable(exc)) is not None:
+            log.error("chat failed: database error", error=failures.first_line(exc))
+            yield ErrorEvent(down.message, failure=down)
+        else:
+            log.exception("chat failed")
+            yield ErrorEvent("internal error: see the server log")
     except (asyncio.CancelledError, GeneratorExit):
         if not answered:
             runtime.metrics.chat_ended(provider=answer.provider, model=answer.model, outcome="cancelled")
@@ -483,53 +488,48 @@ async def ask(runtime: Runtime, actor: Actor, request: ChatRequest) -> ChatAnswe
 # Conversations
 
 
-async def list_conversations(runtime: Runtime, actor: Actor, *, limit: int = 50, offset: int = 0) -> list[Conversation]:
-    async with runtime.engine.begin() as conn:
-        return await store.list_conversations(conn, user_id=actor.user_id, limit=limit, offset=offset)
+async def list_conversations(
+    conn: AsyncConnection, actor: Actor, *, limit: int = 50, offset: int = 0
+) -> list[Conversation]:
+    return await store.list_conversations(conn, user_id=actor.user_id, limit=limit, offset=offset)
 
 
 async def get_conversation(
-    runtime: Runtime, actor: Actor, conversation_id: uuid.UUID
+    conn: AsyncConnection, actor: Actor, conversation_id: uuid.UUID
 ) -> tuple[Conversation, list[Message]]:
-    async with runtime.engine.begin() as conn:
-        found = await store.get_conversation(conn, user_id=actor.user_id, conversation_id=conversation_id)
-        if found is None:
-            raise NotFound("conversation not found")
-        return found, await store.messages(conn, conversation_id=conversation_id)
+    found = await store.get_conversation(conn, user_id=actor.user_id, conversation_id=conversation_id)
+    if found is None:
+        raise NotFound("conversation not found")
+    return found, await store.messages(conn, conversation_id=conversation_id)
 
 
 async def rename_conversation(
-    runtime: Runtime, actor: Actor, conversation_id: uuid.UUID, *, title: str
+    conn: AsyncConnection, actor: Actor, conversation_id: uuid.UUID, *, title: str
 ) -> Conversation:
     clean = " ".join(title.split())
     if not 1 <= len(clean) <= 200:
         raise InvalidInput("a conversation's title must be 1 to 200 characters long")
-    async with runtime.engine.begin() as conn:
-        if not await store.rename_conversation(
-            conn, user_id=actor.user_id, conversation_id=conversation_id, title=clean
-        ):
-            raise NotFound("conversation not found")
-        found = await store.get_conversation(conn, user_id=actor.user_id, conversation_id=conversation_id)
+    if not await store.rename_conversation(conn, user_id=actor.user_id, conversation_id=conversation_id, title=clean):
+        raise NotFound("conversation not found")
+    found = await store.get_conversation(conn, user_id=actor.user_id, conversation_id=conversation_id)
     assert found is not None
     return found
 
 
-async def delete_conversation(runtime: Runtime, actor: Actor, conversation_id: uuid.UUID) -> None:
-    async with runtime.engine.begin() as conn:
-        if not await store.delete_conversation(conn, user_id=actor.user_id, conversation_id=conversation_id):
-            raise NotFound("conversation not found")
+async def delete_conversation(conn: AsyncConnection, actor: Actor, conversation_id: uuid.UUID) -> None:
+    if not await store.delete_conversation(conn, user_id=actor.user_id, conversation_id=conversation_id):
+        raise NotFound("conversation not found")
 
 
 # Usage
 
 
-async def usage_report(runtime: Runtime, *, days: int) -> list[UsageRow]:
+async def usage_report(conn: AsyncConnection, *, days: int) -> list[UsageRow]:
     """Daily token and cost totals per user and model over the last `days` days (today included)."""
     if not 1 <= days <= 3660:
         raise InvalidInput("days must be between 1 and 3660")
     since: date = datetime.now(UTC).date() - timedelta(days=days - 1)
-    async with runtime.engine.begin() as conn:
-        return await store.usage_since(conn, since=since)
+    return await store.usage_since(conn, since=since)
 
 
 def usage_totals(rows: Sequence[UsageRow]) -> dict[str, int | float]:

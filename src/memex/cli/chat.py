@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,9 +18,9 @@ from rich.markup import escape
 from memex.chat import service
 from memex.chat.models import ChatRequest
 from memex.cli.kb_resolve import resolve_kb
-from memex.cli.main import EXIT_FATAL, err_console, settings_from
+from memex.cli.main import EXIT_FATAL, err_console, report_failure, settings_from
 from memex.cli.remote import RemoteClient
-from memex.errors import MemexError, NotFound
+from memex.errors import NotFound
 from memex.kbs.access import Actor
 from memex.runtime import Runtime, open_runtime
 from memex.safe_text import for_terminal
@@ -149,9 +150,10 @@ async def _gather(ask: Asker, question: str) -> dict[str, Any]:
 def _run(runner: asyncio.Runner, coro: Awaitable[Any]) -> Any:
     try:
         return runner.run(coro)  # type: ignore[arg-type]
-    except MemexError as exc:
-        err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
-        raise typer.Exit(EXIT_FATAL) from exc
+    except (KeyboardInterrupt, typer.Exit):
+        raise
+    except Exception as exc:
+        report_failure(exc)
 
 
 def _interactive(runner: asyncio.Runner, ask: Asker, console: Console) -> None:
@@ -172,8 +174,9 @@ def _interactive(runner: asyncio.Runner, ask: Asker, console: Console) -> None:
             runner.run(_answer(ask, printer, question))
         except KeyboardInterrupt:
             console.print("\n[dim]stopped[/dim]")
-        except MemexError as exc:
-            err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+        except Exception as exc:
+            with contextlib.suppress(typer.Exit):  # said; the session goes on with the next question
+                report_failure(exc)
         console.print()
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
-import sqlalchemy.exc
+import pydantic
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from memex.db.engine import DATABASE_ERRORS
+from memex.db import failures
 from memex.errors import MemexError
 from memex.settings import Settings
 
@@ -36,12 +36,21 @@ def settings_from(ctx: typer.Context) -> Settings:
         try:
             ctx.obj = Settings()
         except ValueError as exc:
-            err_console.print(f"[red]error:[/red] invalid configuration: {exc}")
+            err_console.print(f"[red]error:[/red] invalid configuration: {escape(_configuration_problems(exc))}")
             raise typer.Exit(EXIT_FATAL) from exc
         # Until a command configures its own (serve, worker), logs go to stderr: stdout is the command's output.
         quiet_logging(ctx.obj)
     settings: Settings = ctx.obj
     return settings
+
+
+def _configuration_problems(exc: ValueError) -> str:
+    """Each invalid setting by its variable's name, with the validator's sentence (never the value given)."""
+    if not isinstance(exc, pydantic.ValidationError):
+        return str(exc)
+    return "; ".join(
+        f"MEMEX_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+    )
 
 
 def quiet_logging(settings: Settings) -> None:
@@ -56,21 +65,26 @@ def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
     """Run a command's coroutine, turning Memex errors into a message and exit status 1."""
     try:
         return asyncio.run(coro_fn())  # type: ignore[arg-type]
-    except MemexError as exc:
-        err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
-        raise typer.Exit(EXIT_FATAL) from exc
-    except DATABASE_ERRORS as exc:
-        err_console.print(f"[red]error:[/red] {escape(database_unavailable(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_FATAL) from exc
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except Exception as exc:
+        report_failure(exc)
+
+
+def report_failure(exc: Exception) -> NoReturn:
+    """A Memex error or a database failure as a message and exit status 1; anything else (a bug) goes on up."""
+    if isinstance(exc, MemexError):
+        err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+        raise typer.Exit(EXIT_FATAL) from exc
+    if failures.database_error(exc) is not None:
+        err_console.print(f"[red]error:[/red] {escape(database_unavailable(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FATAL) from exc
+    raise exc
 
 
 def database_unavailable(exc: BaseException) -> str:
     """What a person reads when the database went away in the middle of a command."""
-    cause = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None else exc
-    first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
-    return f"the database is unavailable ({first}): check that it is running and try again"
+    return f"the database is unavailable ({failures.first_line(exc)}): check that it is running and try again"
 
 
 def _register() -> None:

@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
         async def go() -> list[UsageRow]:
             runtime = await open_runtime(settings)
             try:
-                return await service.usage_report(runtime, days=days)
+                async with runtime.engine.begin() as conn:
+                    return await service.usage_report(conn, days=days)
             finally:
                 await runtime.close()
 

@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-import psycopg
-import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-# Errors that mean the database could not serve a request (down, restarting, unreachable, out of connections,
-# or a transient conflict), as opposed to a bug: the API answers 503 and the CLI exits 1 (api/errors.py, cli/main.py).
-DATABASE_ERRORS = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
 
 
 def sqlalchemy_url(url: str) -> str:

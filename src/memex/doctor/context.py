@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from memex.accounts.service import is_loopback
+from memex.db import store as db_store
 from memex.db.engine import create_engine
 from memex.errors import MemexError
 from memex.runtime import Runtime, resolve_database_url
@@ -106,7 +107,7 @@ async def opened(settings: Settings, *, thresholds: Thresholds | None = None) ->
     try:
         try:
             async with asyncio.timeout(limits.probe_timeout_seconds * 2), engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
+                await db_store.ping(conn)
         except (TimeoutError, sa.exc.DBAPIError, OSError) as exc:
             reason = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
             yield Context(settings=settings, engine=None, database_url=url, database_error=reason, thresholds=limits)

@@ -171,69 +171,63 @@ def _is_text(name: str) -> bool:
 
 
 async def list_documents(
-    runtime: Runtime, actor: Actor, *, kb_id: uuid.UUID, limit: int = 1000, offset: int = 0
+    conn: AsyncConnection, actor: Actor, *, kb_id: uuid.UUID, limit: int = 1000, offset: int = 0
 ) -> list[Document]:
     if not 1 <= limit <= 1000 or offset < 0:
         raise InvalidInput("limit must be between 1 and 1000, and offset not negative")
-    async with runtime.engine.connect() as conn:
-        await require_kb(conn, actor, kb_id, Role.viewer)
-        return await store.list_in_kb(conn, kb_id=kb_id, limit=limit, offset=offset)
+    await require_kb(conn, actor, kb_id, Role.viewer)
+    return await store.list_in_kb(conn, kb_id=kb_id, limit=limit, offset=offset)
 
 
-async def get(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> Document:
-    async with runtime.engine.connect() as conn:
-        return await _document(conn, actor, document_id, Role.viewer)
+async def get(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) -> Document:
+    return await _document(conn, actor, document_id, Role.viewer)
 
 
-async def original(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> tuple[Document, bytes]:
+async def original(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) -> tuple[Document, bytes]:
     """A document and the bytes it was made from."""
-    async with runtime.engine.connect() as conn:
-        doc = await _document(conn, actor, document_id, Role.viewer)
-        data = await store.blob(conn, sha256=doc.sha256)
+    doc = await _document(conn, actor, document_id, Role.viewer)
+    data = await store.blob(conn, sha256=doc.sha256)
     if data is None:
         raise NotFound("the original file is gone")
     return doc, data
 
 
-async def delete(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> None:
+async def delete(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) -> None:
     """Delete a document, its chunks, and its original unless another document shares it."""
-    async with runtime.engine.begin() as conn:
-        doc = await _document(conn, actor, document_id, Role.editor)
-        await store.delete(conn, document_ids=[doc.id])
-        await audit.record(
-            conn,
-            action=Action.document_deleted,
-            actor=actor,
-            target_type="document",
-            target_id=doc.id,
-            detail={"kb_id": str(doc.kb_id), "name": doc.source_path},
-        )
+    doc = await _document(conn, actor, document_id, Role.editor)
+    await store.delete(conn, document_ids=[doc.id])
+    await audit.record(
+        conn,
+        action=Action.document_deleted,
+        actor=actor,
+        target_type="document",
+        target_id=doc.id,
+        detail={"kb_id": str(doc.kb_id), "name": doc.source_path},
+    )
 
 
-async def rename(runtime: Runtime, actor: Actor, document_id: uuid.UUID, *, name: str) -> Document:
+async def rename(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID, *, name: str) -> Document:
     """Give a document another name (a moved file keeps its chunks: nothing is re-indexed)."""
     new_name = clean_name(name)
+    doc = await _document(conn, actor, document_id, Role.editor)
+    if extension_of(new_name) != extension_of(doc.source_path):
+        raise InvalidInput("a rename cannot change the file's extension: upload the file under its new name")
     try:
-        async with runtime.engine.begin() as conn:
-            doc = await _document(conn, actor, document_id, Role.editor)
-            if extension_of(new_name) != extension_of(doc.source_path):
-                raise InvalidInput("a rename cannot change the file's extension: upload the file under its new name")
-            await store.rename(conn, document_id=doc.id, source_path=new_name, modified_at=doc.modified_at)
-            renamed = await store.find_by_path(conn, kb_id=doc.kb_id, source_path=new_name)
+        await store.rename(conn, document_id=doc.id, source_path=new_name, modified_at=doc.modified_at)
     except IntegrityError as exc:
         raise Conflict(f"another document is already named {new_name!r} in this knowledge base") from exc
+    renamed = await store.find_by_path(conn, kb_id=doc.kb_id, source_path=new_name)
     assert renamed is not None
     return renamed
 
 
-async def retry(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> Document:
+async def retry(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) -> Document:
     """Queue a failed document for ingestion again."""
-    async with runtime.engine.begin() as conn:
-        doc = await _document(conn, actor, document_id, Role.editor)
-        if doc.status != "failed":
-            raise Conflict(f"only a failed document can be retried; this one is {doc.status}")
-        await store.mark_status(conn, document_id=doc.id, status="queued")
-        await jobs.defer_ingest(conn, document_ids=[doc.id], owner=fairness.owner_of(actor))
+    doc = await _document(conn, actor, document_id, Role.editor)
+    if doc.status != "failed":
+        raise Conflict(f"only a failed document can be retried; this one is {doc.status}")
+    await store.mark_status(conn, document_id=doc.id, status="queued")
+    await jobs.defer_ingest(conn, document_ids=[doc.id], owner=fairness.owner_of(actor))
     return dataclasses.replace(doc, status="queued", error=None)
 
 

@@ -6,11 +6,11 @@ makes sure two runs never overlap even when one runs past the next tick.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import structlog
 from procrastinate import Blueprint, JobContext
 
 from memex.backup import create, retention, status, verify
+from memex.db import store as db_store
 from memex.errors import MemexError
 from memex.runtime import Runtime
 
@@ -37,7 +37,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
 async def run_scheduled_backup(runtime: Runtime) -> bool:
     """One scheduled backup; returns False when another worker's is still running. Failures are recorded."""
     async with runtime.engine.connect() as lock_conn:
-        got = (await lock_conn.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": BACKUP_LOCK_ID})).scalar()
+        got = await db_store.try_advisory_lock(lock_conn, BACKUP_LOCK_ID)
         await lock_conn.commit()
         if not got:
             log.info("scheduled backup skipped: another one is running")
@@ -45,7 +45,7 @@ async def run_scheduled_backup(runtime: Runtime) -> bool:
         try:
             await _backup_verify_prune(runtime)
         finally:
-            await lock_conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": BACKUP_LOCK_ID})
+            await db_store.advisory_unlock(lock_conn, BACKUP_LOCK_ID)
             await lock_conn.commit()
     return True
 

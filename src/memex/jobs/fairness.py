@@ -8,17 +8,12 @@ queued thousands is therefore served next, and busy owners take turns, job for j
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from memex.jobs import store
 from memex.kbs.access import Actor
 
 SYSTEM = "system"
-
-_WAITING = sa.text(
-    "SELECT count(*) FROM procrastinate_jobs "
-    "WHERE status = 'todo' AND queue_name = :queue AND task_name = :task AND args ->> 'owner' = :owner"
-)
 
 
 def owner_of(actor: Actor) -> str:
@@ -28,4 +23,4 @@ def owner_of(actor: Actor) -> str:
 
 async def waiting(conn: AsyncConnection, *, queue: str, task: str, owner: str) -> int:
     """How many jobs of `task` the owner has waiting in `queue`."""
-    return int((await conn.execute(_WAITING, {"queue": queue, "task": task, "owner": owner})).scalar_one())
+    return await store.waiting(conn, queue=queue, task=task, owner=owner)

@@ -92,7 +92,8 @@ def blueprint(runtime: Runtime, *, retry: RetryStrategy = RETRY) -> Blueprint:
     @bp.task(name="audit_retention", queue=jobs.INGEST_QUEUE, pass_context=True)
     async def audit_retention(context: JobContext, timestamp: int) -> None:
         """Delete audit entries older than MEMEX_AUDIT_RETENTION_DAYS (the only deletion the log allows)."""
-        deleted = await audit.apply_retention(runtime)
+        async with runtime.engine.begin() as conn:
+            deleted = await audit.apply_retention(conn, days=runtime.settings.audit_retention_days)
         if deleted:
             log.info("audit entries deleted by retention", deleted=deleted)
 

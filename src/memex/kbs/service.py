@@ -248,3 +248,30 @@ async def unshare(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, user_id
         target_id=kb.id,
         detail={"user_id": str(user_id), "email": found.email, "role": found.role},
     )
+
+
+async def find_local_kb(conn: AsyncConnection, name_or_id: str, *, create: bool) -> KnowledgeBase | None:
+    """The KB a local command means by `--kb`: by id, else by name, the local (ownerless) KBs first.
+
+    A name several users' KBs share is ambiguous (InvalidInput listing their ids); with `create`, an unknown
+    name becomes a new local KB."""
+    actor = Actor.system()
+    try:
+        kb_id: uuid.UUID | None = uuid.UUID(name_or_id)
+    except ValueError:
+        kb_id = None
+    if kb_id is not None:
+        return await store.get_for(conn, actor, kb_id)
+    found = await store.find_by_name(conn, actor, name_or_id)
+    local = [kb for kb in found if kb.owner_id is None]
+    if local:
+        return local[0]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        ids = ", ".join(str(kb.id) for kb in found)
+        raise InvalidInput(f"several knowledge bases are named {name_or_id!r}; pass one of these ids to --kb: {ids}")
+    if not create:
+        return None
+    await store.create_if_absent(conn, name=name_or_id, owner_id=None)
+    return (await store.find_by_name(conn, actor, name_or_id))[0]

@@ -49,12 +49,12 @@ class LocalBackend:
         return (await chat.ask(self.runtime, self.actor, request)).as_dict()
 
     async def document(self, document_id: str) -> tuple[dict[str, Any], str]:
-        doc = await documents.get(self.runtime, self.actor, uuid.UUID(document_id))
-        if doc.mime in PLAIN_TEXT_MIMES:
-            doc, data = await documents.original(self.runtime, self.actor, doc.id)
-            text = decode_text(data)
-        else:
-            async with self.runtime.engine.begin() as conn:
+        async with self.runtime.engine.begin() as conn:
+            doc = await documents.get(conn, self.actor, uuid.UUID(document_id))
+            if doc.mime in PLAIN_TEXT_MIMES:
+                doc, data = await documents.original(conn, self.actor, doc.id)
+                text = decode_text(data)
+            else:
                 text = join_sections(await document_store.chunks_of(conn, document_id=doc.id))
         return DocumentOut.of(doc).model_dump(mode="json"), text
 

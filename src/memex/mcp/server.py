@@ -22,6 +22,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 from pydantic import TypeAdapter, ValidationError
 
+from memex.db import failures
 from memex.errors import InvalidInput, MemexError, NotFound
 from memex.mcp.backend import Backend
 from memex.mcp.schemas import (
@@ -189,7 +190,10 @@ async def call_tool(backend: Backend, name: str, arguments: Mapping[str, Any]) -
         return _error(_invalid(exc))
     except MemexError as exc:
         return _error(exc.message)
-    except Exception:
+    except Exception as exc:
+        if (down := failures.unavailable(exc)) is not None:
+            log.error("MCP tool failed: database error", tool=name, error=failures.first_line(exc))
+            return _error(down.message)
         log.exception("MCP tool failed", tool=name)
         return _error("internal error: see the server log")
     text = json.dumps(result, ensure_ascii=False)

@@ -73,9 +73,9 @@ async def doctor(runtime: RuntimeDep) -> DoctorOut:
 
 
 @router.get("/usage")
-async def usage(runtime: RuntimeDep, days: Annotated[int, Query(ge=1, le=3660)] = 30) -> UsageOut:
+async def usage(conn: ConnDep, days: Annotated[int, Query(ge=1, le=3660)] = 30) -> UsageOut:
     """Chat requests, tokens and estimated cost per day, user and model (prices from MEMEX_LLM_PRICES)."""
-    rows = await chat.usage_report(runtime, days=days)
+    rows = await chat.usage_report(conn, days=days)
     return UsageOut(days=days, rows=[UsageRowOut.model_validate(r) for r in rows], totals=chat.usage_totals(rows))
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from memex.api.auth import READ_ONLY
-from memex.api.deps import CurrentActor, RuntimeDep, rate_limit
+from memex.api.deps import ConnDep, CurrentActor, RuntimeDep, rate_limit
 from memex.api.schemas import (
     ChatIn,
     ConversationDetailOut,
@@ -63,28 +63,26 @@ async def chat(body: ChatIn, actor: CurrentActor, runtime: RuntimeDep) -> Respon
         gathered.add(event)
         finished = finished or isinstance(event, DoneEvent)
     if not finished:
-        raise ServiceUnavailable(gathered.error or "the answer could not be completed")
+        raise gathered.failure or ServiceUnavailable(gathered.error or "the answer could not be completed")
     return JSONResponse(gathered.as_dict())
 
 
 @router.get("/conversations")
 async def list_conversations(
     actor: CurrentActor,
-    runtime: RuntimeDep,
+    conn: ConnDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ConversationsOut:
     """Your conversations, the most recent first."""
-    found = await service.list_conversations(runtime, actor, limit=limit, offset=offset)
+    found = await service.list_conversations(conn, actor, limit=limit, offset=offset)
     return ConversationsOut(conversations=[ConversationOut.model_validate(c) for c in found])
 
 
 @router.get("/conversations/{conversation_id}")
-async def get_conversation(
-    conversation_id: uuid.UUID, actor: CurrentActor, runtime: RuntimeDep
-) -> ConversationDetailOut:
+async def get_conversation(conversation_id: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> ConversationDetailOut:
     """One of your conversations with all its messages, oldest first."""
-    conversation, messages = await service.get_conversation(runtime, actor, conversation_id)
+    conversation, messages = await service.get_conversation(conn, actor, conversation_id)
     return ConversationDetailOut(
         **ConversationOut.model_validate(conversation).model_dump(),
         messages=[MessageOut.model_validate(m) for m in messages],
@@ -93,16 +91,16 @@ async def get_conversation(
 
 @router.patch("/conversations/{conversation_id}")
 async def rename_conversation(
-    conversation_id: uuid.UUID, body: ConversationPatch, actor: CurrentActor, runtime: RuntimeDep
+    conversation_id: uuid.UUID, body: ConversationPatch, actor: CurrentActor, conn: ConnDep
 ) -> ConversationOut:
     """Rename a conversation."""
     return ConversationOut.model_validate(
-        await service.rename_conversation(runtime, actor, conversation_id, title=body.title)
+        await service.rename_conversation(conn, actor, conversation_id, title=body.title)
     )
 
 
 @router.delete("/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(conversation_id: uuid.UUID, actor: CurrentActor, runtime: RuntimeDep) -> Response:
+async def delete_conversation(conversation_id: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> Response:
     """Delete a conversation and its messages."""
-    await service.delete_conversation(runtime, actor, conversation_id)
+    await service.delete_conversation(conn, actor, conversation_id)
     return Response(status_code=204)

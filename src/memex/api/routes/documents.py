@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from memex.api import uploads
-from memex.api.deps import CurrentActor, RuntimeDep, rate_limit
+from memex.api.deps import ConnDep, CurrentActor, RuntimeDep, rate_limit
 from memex.api.schemas import (
     AcceptedOut,
     DocumentOut,
@@ -76,42 +76,42 @@ def _written(doc: Document, actor: Actor) -> DocumentOut | WrittenOut:
 async def list_documents(
     kb: uuid.UUID,
     actor: CurrentActor,
-    runtime: RuntimeDep,
+    conn: ConnDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentsOut:
     """The KB's documents by name, a page at a time."""
-    docs = await service.list_documents(runtime, actor, kb_id=kb, limit=limit, offset=offset)
+    docs = await service.list_documents(conn, actor, kb_id=kb, limit=limit, offset=offset)
     return DocumentsOut(documents=[DocumentOut.of(d) for d in docs])
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut)
-async def get_document(document_id: uuid.UUID, actor: CurrentActor, runtime: RuntimeDep) -> DocumentOut:
-    return DocumentOut.of(await service.get(runtime, actor, document_id))
+async def get_document(document_id: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> DocumentOut:
+    return DocumentOut.of(await service.get(conn, actor, document_id))
 
 
 @router.patch("/documents/{document_id}", response_model=DocumentOut | WrittenOut)
 async def rename_document(
-    document_id: uuid.UUID, body: RenameIn, actor: CurrentActor, runtime: RuntimeDep
+    document_id: uuid.UUID, body: RenameIn, actor: CurrentActor, conn: ConnDep
 ) -> DocumentOut | WrittenOut:
     """Rename a document (a moved file): its chunks are kept, nothing is re-indexed. Needs editor.
 
     A write-only key gets back the id and status only.
     """
-    return _written(await service.rename(runtime, actor, document_id, name=body.name), actor)
+    return _written(await service.rename(conn, actor, document_id, name=body.name), actor)
 
 
 @router.delete("/documents/{document_id}", status_code=204)
-async def delete_document(document_id: uuid.UUID, actor: CurrentActor, runtime: RuntimeDep) -> Response:
+async def delete_document(document_id: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> Response:
     """Delete a document and its chunks. Needs editor."""
-    await service.delete(runtime, actor, document_id)
+    await service.delete(conn, actor, document_id)
     return Response(status_code=204)
 
 
 @router.get("/documents/{document_id}/file", response_class=Response)
-async def download(document_id: uuid.UUID, actor: CurrentActor, runtime: RuntimeDep) -> Response:
+async def download(document_id: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> Response:
     """The original file, as uploaded."""
-    doc, data = await service.original(runtime, actor, document_id)
+    doc, data = await service.original(conn, actor, document_id)
     filename = PurePosixPath(doc.source_path).name
     return Response(
         content=data,
@@ -131,6 +131,6 @@ def _attachment(filename: str) -> str:
 
 
 @router.post("/documents/{document_id}/retry", status_code=202, response_model=DocumentOut | WrittenOut)
-async def retry(document_id: uuid.UUID, actor: CurrentActor, runtime: RuntimeDep) -> DocumentOut | WrittenOut:
+async def retry(document_id: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> DocumentOut | WrittenOut:
     """Queue a failed document for ingestion again. Needs editor (a write-only key gets the id and status only)."""
-    return _written(await service.retry(runtime, actor, document_id), actor)
+    return _written(await service.retry(conn, actor, document_id), actor)

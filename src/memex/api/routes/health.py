@@ -6,13 +6,14 @@ import asyncio
 import time
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from memex.api.deps import RuntimeDep
 from memex.chat import service as chat
+from memex.db import store as db_store
 from memex.errors import ServiceUnavailable
+from memex.jobs import store as jobs_store
 
 router = APIRouter(prefix="/api/health", tags=["health"])
 
@@ -42,7 +43,7 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
 
     async def database() -> str:
         async with runtime.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+            await db_store.ping(conn)
         return "reachable"
 
     async def embedder() -> str:
@@ -52,15 +53,8 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
 
     async def jobs() -> str:
         async with runtime.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.text(
-                        "SELECT count(*) FILTER (WHERE status = 'todo') AS queued, "
-                        "count(*) FILTER (WHERE status = 'doing') AS running FROM procrastinate_jobs"
-                    )
-                )
-            ).one()
-        return f"{row.queued} queued, {row.running} running"
+            queued, running = await jobs_store.counts(conn)
+        return f"{queued} queued, {running} running"
 
     async def llm() -> str:
         ok, detail = await chat.llm_status(runtime)

@@ -186,12 +186,14 @@ async def chat_completions(body: CompletionIn, actor: CurrentActor, runtime: Run
         return EventSourceResponse(
             _chunks(events, completion, include_usage), ping=runtime.settings.chat_heartbeat_seconds, sep="\n"
         )
-    failed = None
+    failed: ErrorEvent | None = None
     async for event in events:
         completion.content += completion.text_of(event)
-        failed = event.detail if isinstance(event, ErrorEvent) else failed
+        failed = event if isinstance(event, ErrorEvent) else failed
     if completion.usage is None:  # no answer at all, not even the extractive fallback
-        raise ServiceUnavailable(failed or "the answer could not be completed")
+        if failed is not None and failed.failure is not None:
+            raise failed.failure
+        raise ServiceUnavailable(failed.detail if failed else "the answer could not be completed")
     return JSONResponse(completion.whole())
 
 
