@@ -57,8 +57,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "memex.cli.mcp",
         "Serve Memex to an MCP client over stdio: tools search, ask, get_document, list_knowledge_bases.",
     ),
-    "loadtest": ("memex.cli.loadtest", "Send one or more load scenarios to a running Memex at a constant arrival rate."),
-    "capacity": ("memex.cli.capacity", "Estimate disk, memory, workers and API replicas for a corpus and a query load."),
+    "loadtest": (
+        "memex.cli.loadtest",
+        "Send one or more load scenarios to a running Memex at a constant arrival rate.",
+    ),
+    "capacity": (
+        "memex.cli.capacity",
+        "Estimate disk, memory, workers and API replicas for a corpus and a query load.",
+    ),
     "doctor": (
         "memex.cli.doctor",
         "Check this installation (security, database, storage, backups, jobs, chat model) and say how to fix\n"

@@ -14,14 +14,18 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from memex import errors
-from memex.ingest.folders import IndexSummary, ProgressSink
-from memex.ingest.parsers import mime_for
-from memex.ingest.scan import Failure, ScannedFile, read_file, scan, sha256_file
+
+if TYPE_CHECKING:
+    from memex.ingest.folders import IndexSummary, ProgressSink
+    from memex.ingest.scan import ScannedFile
+
+# The ingestion modules are imported where the folder sync uses them: a search through a server needs only the
+# client, and they take longer to import than the search takes to answer.
 
 PAGE = 1000
 UPLOADS_AT_ONCE = 4
@@ -138,6 +142,8 @@ class RemoteClient:
             return None
 
     async def upload(self, kb_id: str, *, name: str, data: bytes) -> dict[str, Any]:
+        from memex.ingest.parsers import mime_for
+
         files = [("files", (name, data, mime_for(name)))]
         body = (await self._call("POST", f"/api/kbs/{kb_id}/documents", files=files)).json()
         return dict(body["documents"][0])
@@ -211,6 +217,8 @@ class _Plan:
 
 def _plan(root: Path, files: list[ScannedFile], remote: list[dict[str, Any]], protected: list[str]) -> _Plan:
     """Compare local files with the KB's documents by name and sha256 (runs in a thread: it hashes)."""
+    from memex.ingest.scan import sha256_file
+
     base = root.parent
     prefix = root.name
     mine = {d["name"]: d for d in remote if not prefix or d["name"] == prefix or d["name"].startswith(prefix + "/")}
@@ -241,6 +249,9 @@ def _plan(root: Path, files: list[ScannedFile], remote: list[dict[str, Any]], pr
 
 async def sync(client: RemoteClient, *, kb_id: str, paths: Sequence[Path], progress: ProgressSink) -> IndexSummary:
     """Make the KB hold what the folders hold, sending only content the server lacks, then wait for indexing."""
+    from memex.ingest.folders import IndexSummary
+    from memex.ingest.scan import Failure, read_file, scan
+
     started = time.perf_counter()
     summary = IndexSummary()
     remote = await client.documents(kb_id)
@@ -302,6 +313,8 @@ async def _wait(
     client: RemoteClient, pending: dict[str, tuple[str, str]], summary: IndexSummary, progress: ProgressSink
 ) -> None:
     """Poll until every pending document is indexed or failed (oldest first: the queue is first in, first out)."""
+    from memex.ingest.scan import Failure
+
     last_change = time.monotonic()
     while pending:
         window = list(pending)[:POLL_WINDOW]
