@@ -433,6 +433,16 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        from urllib.parse import urlsplit
+
+        scheme = urlsplit(value.get_secret_value()).scheme.split("+")[0] if value is not None else "postgresql"
+        if scheme not in ("postgres", "postgresql"):
+            raise ValueError("it is not a PostgreSQL URL: write it like postgresql://user:password@host:5432/memex")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,

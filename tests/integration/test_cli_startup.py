@@ -82,3 +82,26 @@ def test_default_rate_limits_parse_and_a_bad_one_is_still_refused() -> None:
         parse_limits(default)
         with pytest.raises(ValueError, match="is not a rate limit"):
             Settings(**{field: "lots"})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("MEMEX_PORT", "abc", "MEMEX_PORT ('abc') is not valid: input should be a valid integer"),
+        ("MEMEX_RATE_LIMIT_SEARCH", "lots", "MEMEX_RATE_LIMIT_SEARCH is not valid: 'lots' is not a rate limit"),
+        (
+            "MEMEX_DATABASE_URL",
+            "mysql://ada:hunter2@db/memex",
+            "MEMEX_DATABASE_URL is not valid: it is not a PostgreSQL",
+        ),
+    ],
+)
+def test_a_bad_setting_is_named_with_why_in_a_sentence(variable: str, value: str, expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEX_")} | {variable: value, "COLUMNS": "500"}
+    done = subprocess.run(
+        [sys.executable, "-m", "memex", "kb", "list"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 1
+    assert expected in done.stderr
+    assert "validation error" not in done.stderr and "pydantic" not in done.stderr and "Traceback" not in done.stderr
+    assert "hunter2" not in done.stderr  # a secret setting's value is never shown

@@ -127,12 +127,33 @@ def settings_from(ctx: typer.Context) -> Settings:
         try:
             ctx.obj = Settings()
         except ValueError as exc:
-            err_console.print(f"[red]error:[/red] invalid configuration: {exc}")
+            err_console.print(f"[red]error:[/red] {escape(configuration_problems(exc))}", highlight=False)
             raise typer.Exit(EXIT_FATAL) from exc
         # Until a command configures its own (serve, worker), logs go to stderr: stdout is the command's output.
         quiet_logging(ctx.obj)
     settings: Settings = ctx.obj
     return settings
+
+
+def configuration_problems(exc: ValueError) -> str:
+    """Each invalid setting by the environment variable that sets it, and why; not pydantic's report."""
+    from pydantic import ValidationError
+
+    from memex.settings import Settings
+
+    if not isinstance(exc, ValidationError):
+        return f"the configuration is not valid: {exc}"
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = Settings.model_fields.get(str(error["loc"][0])) if error["loc"] else None
+        name = "MEMEX_" + "_".join(str(part) for part in error["loc"]).upper() if error["loc"] else "a setting"
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        # A secret's value is never shown, nor a value the reason already quotes.
+        shown = isinstance(value, str | int | float) and field is not None and "Secret" not in str(field.annotation)
+        given = f" ({value!r})" if shown and repr(value) not in reason else ""
+        problems.append(f"{name}{given} is not valid: {reason[:1].lower()}{reason[1:]}")
+    return "; ".join(problems)
 
 
 def quiet_logging(settings: Settings) -> None:

@@ -97,7 +97,10 @@ class RemoteClient:
             except httpx.TimeoutException as exc:
                 raise errors.ServiceUnavailable(f"the Memex server at {self.url} did not answer in time") from exc
             except httpx.HTTPError as exc:
-                raise errors.ServiceUnavailable(f"cannot reach the Memex server at {self.url}: {exc}") from exc
+                raise errors.ServiceUnavailable(
+                    f"cannot reach the Memex server at {self.url}: check that it is running and that the address is "
+                    f"right ({str(exc) or type(exc).__name__})"
+                ) from exc
             wait = _retry_after(response)
             # A rate limit with a short wait is waited out: a large folder sync should slow down, not stop.
             if wait is not None and wait <= MAX_RATE_LIMIT_WAIT and attempt < RATE_LIMIT_RETRIES:
