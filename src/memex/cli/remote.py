@@ -80,8 +80,16 @@ class RemoteClient:
     def __init__(self, url: str, api_key: str | None, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # Loading the certificate store takes longer than a local search; a plain-HTTP URL never uses it (and
+        # redirects, which could lead to HTTPS, are not followed).
+        tls = self.url.lower().startswith("https:")
         self._http = httpx.AsyncClient(
-            base_url=self.url, headers=headers, timeout=httpx.Timeout(60.0, connect=10.0), transport=transport
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(60.0, connect=10.0),
+            transport=transport,
+            verify=tls,
+            follow_redirects=False,
         )
 
     async def __aenter__(self) -> RemoteClient:
