@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from memex.secret_files import SecretFilesSource
@@ -301,7 +301,11 @@ class Settings(BaseSettings):
 
     @field_validator("rate_limit_search", "rate_limit_chat", "rate_limit_upload", "rate_limit_login")
     @classmethod
-    def _rate_limit(cls, value: str) -> str:
+    def _rate_limit(cls, value: str, info: ValidationInfo) -> str:
+        # The defaults are valid (tests parse them); parsing them here would cost every CLI command the import of
+        # the rate limiter and everything it imports.
+        if info.field_name and value == cls.model_fields[info.field_name].default:
+            return value
         from memex.ratelimit import parse_limits
 
         try:

@@ -62,6 +62,7 @@ async def test_an_extractive_answer_cites_the_passages_it_quotes(make: Factory, 
     for sentence in cited:
         for n in sentence["citations"]:
             assert by_n[n]["path"] == "aspirin.md" and by_n[n]["quote"]
+            assert by_n[n]["kb_name"], "a citation names its knowledge base"
             assert body["answer"][sentence["start"] : sentence["end"]] == sentence["text"]
     assert {"retrieval_ms", "ttft_ms", "generation_ms", "grounding_ms"} <= set(body["timings"])
     assert "error" not in body

@@ -52,6 +52,8 @@ async def test_accounts_keys_and_kbs_from_the_command_line(
     team_id = team.group(1)
     kbs = await memex("kb", "list")
     assert f"{team_id}  Team  owner: ada@example.com  documents: 0" in kbs and kbs.count("[personal]") == 2
+    await memex("kb", "create", "Scratch")
+    assert "Scratch  owner: none (made by the CLI)" in await memex("kb", "list")
     assert "shared" in await memex("kb", "share", team_id, "--user", "bob@example.com", "--role", "editor")
     assert "viewer or editor" in await memex(
         "kb", "share", team_id, "--user", "bob@example.com", "--role", "owner", ok=False

@@ -77,5 +77,7 @@ def test_a_database_url_that_is_not_postgres_is_refused_clearly(
         done = memex(*command, env=env | {"MEMEX_DATABASE_URL": url})
         assert done.returncode == 1
         message = " ".join(done.stderr.split())
-        assert "MEMEX_DATABASE_URL: the database URL must be a PostgreSQL one" in message and said in message
+        assert (
+            "MEMEX_DATABASE_URL is not valid: the database URL must be a PostgreSQL one" in message and said in message
+        )
         assert "Traceback" not in done.stderr and "hunter2" not in done.stderr

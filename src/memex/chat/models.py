@@ -44,6 +44,7 @@ class Citation:
     heading: str
     location: str
     quote: str
+    kb_name: str = ""  # last, with a default: answers stored before it was added have none
 
     @classmethod
     def of(cls, passage: Passage, quote: str) -> Citation:
@@ -57,6 +58,7 @@ class Citation:
             heading=passage.heading,
             location=passage.location,
             quote=quote,
+            kb_name=passage.kb_name,
         )
 
 

@@ -70,10 +70,12 @@ class _Printer:
         for c in sources:
             where = for_terminal(" › ".join(x for x in (c["heading"],) if x))
             place = for_terminal(f" ({c['location']})" if c["location"] else "")
+            kb = f"  [dim]in {escape(for_terminal(c['kb_name']))}[/dim]" if c.get("kb_name") else ""
             self.console.print(
                 f"  [{c['n']}] [cyan]{escape(for_terminal(c['path']))}[/cyan]"
                 + (f"  {escape(where)}" if where else "")
-                + escape(place),
+                + escape(place)
+                + kb,
                 highlight=False,
             )
         for s in data.get("sentences") or []:
@@ -209,7 +211,9 @@ def register(app: typer.Typer) -> None:
         server = url or settings.url
         key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
         if question is None and json_out:
-            err_console.print("[red]error:[/red] --json needs a QUESTION")
+            err_console.print(
+                '[red]error:[/red] --json prints one answer, so give the question to ask: memex chat "QUESTION" --json'
+            )
             raise typer.Exit(EXIT_FATAL)
         console = Console(highlight=False)
         with asyncio.Runner() as runner:

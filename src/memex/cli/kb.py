@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         found, emails = run_async(go)
         for item in found:
             kb = item.kb
-            owner = emails.get(kb.owner_id, str(kb.owner_id)) if kb.owner_id else "(local)"
+            owner = emails.get(kb.owner_id, str(kb.owner_id)) if kb.owner_id else "none (made by the CLI)"
             personal = "  [personal]" if kb.is_personal else ""
             shown = for_terminal(f"{kb.id}  {kb.name}  owner: {owner}  documents: {item.document_count}{personal}")
             typer.echo(shown)
@@ -70,7 +70,9 @@ def register(app: typer.Typer) -> None:
 
         async def go() -> Member:
             if role not in ("viewer", "editor"):
-                raise InvalidInput("--role is viewer or editor")
+                raise InvalidInput(
+                    f"a knowledge base can be shared as viewer or editor, not {role!r}: pass --role viewer or --role editor"
+                )
             try:
                 parsed = uuid.UUID(kb_id)
             except ValueError as exc:

@@ -14,14 +14,18 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from memex import errors
-from memex.ingest.folders import IndexSummary, ProgressSink
-from memex.ingest.parsers import mime_for
-from memex.ingest.scan import Failure, ScannedFile, read_file, scan, sha256_file
+
+if TYPE_CHECKING:
+    from memex.ingest.folders import IndexSummary, ProgressSink
+    from memex.ingest.scan import ScannedFile
+
+# The ingestion modules are imported where the folder sync uses them: a search through a server needs only the
+# client, and they take longer to import than the search takes to answer.
 
 PAGE = 1000
 UPLOADS_AT_ONCE = 4
@@ -76,8 +80,16 @@ class RemoteClient:
     def __init__(self, url: str, api_key: str | None, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # Loading the certificate store takes longer than a local search; a plain-HTTP URL never uses it (and
+        # redirects, which could lead to HTTPS, are not followed).
+        tls = self.url.lower().startswith("https:")
         self._http = httpx.AsyncClient(
-            base_url=self.url, headers=headers, timeout=httpx.Timeout(60.0, connect=10.0), transport=transport
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(60.0, connect=10.0),
+            transport=transport,
+            verify=tls,
+            follow_redirects=False,
         )
 
     async def __aenter__(self) -> RemoteClient:
@@ -93,7 +105,10 @@ class RemoteClient:
             except httpx.TimeoutException as exc:
                 raise errors.ServiceUnavailable(f"the Memex server at {self.url} did not answer in time") from exc
             except httpx.HTTPError as exc:
-                raise errors.ServiceUnavailable(f"cannot reach the Memex server at {self.url}: {exc}") from exc
+                raise errors.ServiceUnavailable(
+                    f"cannot reach the Memex server at {self.url}: check that it is running and that the address is "
+                    f"right ({str(exc) or type(exc).__name__})"
+                ) from exc
             wait = _retry_after(response)
             # A rate limit with a short wait is waited out: a large folder sync should slow down, not stop.
             if wait is not None and wait <= MAX_RATE_LIMIT_WAIT and attempt < RATE_LIMIT_RETRIES:
@@ -138,6 +153,8 @@ class RemoteClient:
             return None
 
     async def upload(self, kb_id: str, *, name: str, data: bytes) -> dict[str, Any]:
+        from memex.ingest.parsers import mime_for
+
         files = [("files", (name, data, mime_for(name)))]
         body = (await self._call("POST", f"/api/kbs/{kb_id}/documents", files=files)).json()
         return dict(body["documents"][0])
@@ -211,6 +228,8 @@ class _Plan:
 
 def _plan(root: Path, files: list[ScannedFile], remote: list[dict[str, Any]], protected: list[str]) -> _Plan:
     """Compare local files with the KB's documents by name and sha256 (runs in a thread: it hashes)."""
+    from memex.ingest.scan import sha256_file
+
     base = root.parent
     prefix = root.name
     mine = {d["name"]: d for d in remote if not prefix or d["name"] == prefix or d["name"].startswith(prefix + "/")}
@@ -241,6 +260,9 @@ def _plan(root: Path, files: list[ScannedFile], remote: list[dict[str, Any]], pr
 
 async def sync(client: RemoteClient, *, kb_id: str, paths: Sequence[Path], progress: ProgressSink) -> IndexSummary:
     """Make the KB hold what the folders hold, sending only content the server lacks, then wait for indexing."""
+    from memex.ingest.folders import IndexSummary
+    from memex.ingest.scan import Failure, read_file, scan
+
     started = time.perf_counter()
     summary = IndexSummary()
     remote = await client.documents(kb_id)
@@ -302,6 +324,8 @@ async def _wait(
     client: RemoteClient, pending: dict[str, tuple[str, str]], summary: IndexSummary, progress: ProgressSink
 ) -> None:
     """Poll until every pending document is indexed or failed (oldest first: the queue is first in, first out)."""
+    from memex.ingest.scan import Failure
+
     last_change = time.monotonic()
     while pending:
         window = list(pending)[:POLL_WINDOW]

@@ -1,24 +1,28 @@
-"""`memex search`."""
+"""`memex search`: on the server at --url/MEMEX_URL, else on a `memex serve` running here, else in this process.
+
+A running server has the database open and the embedding model loaded, so asking it takes milliseconds where doing
+the search here takes seconds; the modules the search in this process needs are imported only when it happens.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from memex.cli.kb_resolve import resolve_kb
+from memex.cli import local_server
 from memex.cli.main import run_async, settings_from
-from memex.cli.remote import RemoteClient
-from memex.errors import NotFound
-from memex.kbs.access import Actor
-from memex.runtime import open_runtime
+from memex.errors import AuthenticationRequired, NotFound, PermissionDenied, ServiceUnavailable
 from memex.safe_text import for_terminal
-from memex.search import service
-from memex.search.models import SearchFilters, SearchRequest, SearchResult
+from memex.search.models import MAX_LIMIT
+
+if TYPE_CHECKING:
+    from memex.cli.remote import RemoteClient
+    from memex.settings import Settings
 
 _MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
 
@@ -45,7 +49,8 @@ def _print_results(console: Console, results: list[dict[str, Any]]) -> None:
         where = for_terminal(" · ".join(x for x in (r["heading"], r["location"]) if x))
         title, path = for_terminal(r["title"]), for_terminal(r["path"])
         console.print(f"[bold]{n}. {escape(title)}[/bold]  [dim]{r['score']:.4f}[/dim]", highlight=False)
-        place = f"   [cyan]{escape(path)}[/cyan]" + (f"  [dim]{escape(where)}[/dim]" if where else "")
+        kb = escape(for_terminal(r["kb_name"]))
+        place = f"   [cyan]{escape(path)}[/cyan]  [dim]in {kb}" + (f" · {escape(where)}" if where else "") + "[/dim]"
         console.print(place, highlight=False)
         console.print("   " + _to_rich(" ".join(r["snippet"].split())), highlight=False)
         console.print()
@@ -75,9 +80,7 @@ def register(app: typer.Typer) -> None:
         kb: Annotated[
             list[str] | None, typer.Option("--kb", help="Knowledge base name or id (repeatable); default all.")
         ] = None,
-        limit: Annotated[
-            int, typer.Option("--limit", "-n", min=1, max=service.MAX_LIMIT, help="How many results.")
-        ] = 10,
+        limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=MAX_LIMIT, help="How many results.")] = 10,
         mode: Annotated[str, typer.Option("--mode", help="hybrid, vector or keyword.")] = "hybrid",
         file_type: Annotated[
             list[str] | None, typer.Option("--type", help="Only these file types (md, pdf...).")
@@ -95,46 +98,60 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Search indexed documents (hybrid vector + full-text by default)."""
         settings = settings_from(ctx)
+        key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
         server = url or settings.url
-        if server:
-            key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+        local = None if server else local_server.find(settings)
 
-            async def go_remote() -> dict[str, Any]:
+        async def go() -> dict[str, Any]:
+            from memex.cli.remote import RemoteClient
+
+            kbs, types = kb or [], file_type or []
+            if server:
                 async with RemoteClient(server, key) as client:
                     return await _search_remote(
-                        client, query, kbs=kb or [], limit=limit, mode=mode, types=file_type or [], path=path_prefix
+                        client, query, kbs=kbs, limit=limit, mode=mode, types=types, path=path_prefix
                     )
+            if local is not None and (key or not local.auth):
+                try:
+                    async with RemoteClient(local.url, key if local.auth else None) as client:
+                        return await _search_remote(
+                            client, query, kbs=kbs, limit=limit, mode=mode, types=types, path=path_prefix
+                        )
+                except (ServiceUnavailable, AuthenticationRequired, PermissionDenied):
+                    pass  # gone, or the key is not for it: search here instead, which needs neither
+            return await _search_here(settings, query, kbs=kbs, limit=limit, mode=mode, types=types, path=path_prefix)
 
-            body = run_async(go_remote)
-            if json_out:
-                typer.echo(json.dumps(body))
-            else:
-                _print_results(Console(), body["results"])
-            return
-
-        async def go() -> list[SearchResult]:
-            runtime = await open_runtime(settings)
-            try:
-                kb_ids = []
-                for name in kb or []:
-                    found = await resolve_kb(runtime, name, create=False)
-                    if found is None:
-                        raise NotFound(f"no knowledge base named {name!r}: see `memex kb list`")
-                    kb_ids.append(found.id)
-                request = SearchRequest(
-                    query=query,
-                    limit=limit,
-                    mode=mode,  # type: ignore[arg-type]
-                    filters=SearchFilters(
-                        kb_ids=tuple(kb_ids), file_types=tuple(file_type or ()), path_prefix=path_prefix
-                    ),
-                )
-                return await service.search(runtime, Actor.system(), request)
-            finally:
-                await runtime.close()
-
-        results = [r.as_dict() for r in run_async(go)]
+        body = run_async(go)
         if json_out:
-            typer.echo(json.dumps({"results": results}))
+            typer.echo(json.dumps(body))
         else:
-            _print_results(Console(), results)
+            _print_results(Console(), body["results"])
+
+
+async def _search_here(
+    settings: Settings, query: str, *, kbs: list[str], limit: int, mode: str, types: list[str], path: str | None
+) -> dict[str, Any]:
+    """The search in this process, as the local system (every KB), shaped like `GET /api/search`'s answer."""
+    from memex.cli.kb_resolve import resolve_kb
+    from memex.kbs.access import Actor
+    from memex.runtime import open_runtime
+    from memex.search import service
+    from memex.search.models import SearchFilters, SearchRequest
+
+    runtime = await open_runtime(settings)
+    try:
+        kb_ids = []
+        for name in kbs:
+            found = await resolve_kb(runtime, name, create=False)
+            if found is None:
+                raise NotFound(f"no knowledge base named {name!r}: see `memex kb list`")
+            kb_ids.append(found.id)
+        request = SearchRequest(
+            query=query,
+            limit=limit,
+            mode=mode,  # type: ignore[arg-type]
+            filters=SearchFilters(kb_ids=tuple(kb_ids), file_types=tuple(types), path_prefix=path),
+        )
+        return {"results": [r.as_dict() for r in await service.search(runtime, Actor.system(), request)]}
+    finally:
+        await runtime.close()

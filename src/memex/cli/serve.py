@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from memex.accounts.service import check_auth_config, ensure_admin
 from memex.api.app import create_app
+from memex.cli import local_server
 from memex.cli.kb_resolve import DEFAULT_KB, resolve_kb
 from memex.cli.main import EXIT_FATAL, run_async, settings_from
 from memex.errors import MemexError
@@ -88,9 +90,23 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
 class _Server(uvicorn.Server):
     """uvicorn, minus its signal handling: `serve` handles signals itself to stop the worker and watcher too."""
 
+    # Once listening, tell CLI commands on this machine where (cli/local_server.py); None leaves no trace.
+    announce_to: Settings | None = None
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.announce_to is not None and self.servers and self.servers[0].sockets:
+            port = self.servers[0].sockets[0].getsockname()[1]
+            url = local_server.loopback_url(self.config.host, port)
+            if url is not None:
+                try:
+                    local_server.write_marker(self.announce_to, url=url)
+                except OSError as exc:  # the CLI then just works without the server
+                    log.warning("cannot tell local commands where the server listens", error=str(exc))
 
 
 async def _keep_indexed(runtime: Runtime, paths: list[Path], stop: asyncio.Event) -> None:
@@ -132,6 +148,7 @@ async def serve_forever(settings: Settings, *, paths: list[Path], worker: bool) 
         for line in _login_lines(settings, bootstrap.lines() if bootstrap else []):
             console.print(escape(line), highlight=False, soft_wrap=True)
         server = _Server(server_config(create_app(settings, runtime=runtime), settings))
+        server.announce_to = settings
         stop = asyncio.Event()
 
         def on_signal() -> None:
@@ -160,6 +177,7 @@ async def serve_forever(settings: Settings, *, paths: list[Path], worker: bool) 
         try:
             await server.serve()
         finally:
+            local_server.remove_marker(settings)
             stop.set()
             for task in background:
                 task.cancel()  # the worker turns this into a graceful stop: running jobs finish first

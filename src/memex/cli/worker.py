@@ -38,7 +38,10 @@ class _MetricsServer(uvicorn.Server):
 async def serve_metrics(runtime: Runtime, *, host: str, port: int) -> AsyncIterator[str]:
     """Serve the worker's /metrics on host:port (same access rule as the API's) while the block runs."""
     if not runtime.settings.metrics:
-        raise ConfigurationError("--metrics-port needs metrics on: MEMEX_METRICS is false")
+        raise ConfigurationError(
+            "--metrics-port serves metrics, but metrics are turned off (MEMEX_METRICS=false): turn them on, or leave "
+            "out --metrics-port"
+        )
     try:
         # Bound here, so that a port in use is a clear error rather than uvicorn exiting the process.
         sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)

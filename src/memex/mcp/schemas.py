@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # pydantic reads TypedDicts from typing_extensions on Python < 3.12.
 from typing_extensions import TypedDict
 
-from memex.search.models import Mode
-from memex.search.service import MAX_LIMIT
+from memex.search.models import MAX_LIMIT, Mode
 
 # Inputs
 

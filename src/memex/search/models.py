@@ -9,6 +9,7 @@ from typing import Literal
 
 Mode = Literal["hybrid", "vector", "keyword"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "keyword")
+MAX_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)

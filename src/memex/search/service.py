@@ -19,12 +19,11 @@ from memex.kbs.access import Actor
 from memex.logging import query_fields
 from memex.runtime import Runtime
 from memex.search import store
-from memex.search.models import MODES, SearchRequest, SearchResult
+from memex.search.models import MAX_LIMIT, MODES, SearchRequest, SearchResult
 from memex.search.query import ParsedQuery, glob_to_regex, parse_query, word_regex
 
 log = structlog.get_logger("memex.search")
 
-MAX_LIMIT = 200
 _MIN_CANDIDATES = 40
 # HNSW filters after it walks the graph, so a search limited to a small part of the corpus finds few
 # neighbours. Below this many chunks an exact scan of just those chunks is fast and always complete;

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from memex.api.deps import CurrentActor, RuntimeDep, rate_limit
 from memex.api.schemas import error_responses
 from memex.search import service
-from memex.search.models import SearchFilters, SearchRequest
+from memex.search.models import MAX_LIMIT, SearchFilters, SearchRequest
 
 router = APIRouter(prefix="/api", tags=["search"], responses=error_responses(400, 401, 403, 404, 422, 429))
 
@@ -23,7 +23,7 @@ async def search(
     kb: Annotated[
         list[uuid.UUID] | None, Query(description="Knowledge base ids (repeatable); default all readable.")
     ] = None,
-    limit: Annotated[int, Query(description=f"How many results, 1 to {service.MAX_LIMIT}.")] = 10,
+    limit: Annotated[int, Query(description=f"How many results, 1 to {MAX_LIMIT}.")] = 10,
     mode: Annotated[str, Query(description="hybrid, vector or keyword.")] = "hybrid",
     type: Annotated[list[str] | None, Query(description="Only these file types (md, pdf...), repeatable.")] = None,
     path: Annotated[str | None, Query(description="Only documents whose path starts with this.")] = None,

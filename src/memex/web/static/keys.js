@@ -23,7 +23,7 @@ function keyRow(key) {
     "tr",
     { dataset: { id: key.id } },
     el("td", {}, key.name, state ? " " : "", state),
-    el("td", {}, el("code", {}, `${key.prefix}…`)),
+    el("td", {}, el("code", {}, `mx_${key.prefix}_…`)),
     el("td", {}, (key.scopes || []).join(", ")),
     el("td", {}, kbText),
     el("td", {}, key.last_used_at ? timeElement(key.last_used_at, { time: true }) : "Never"),
@@ -75,7 +75,7 @@ async function create(event) {
 async function revoke(key) {
   const ok = await confirmAction({
     title: "Revoke key?",
-    message: `Programs using “${key.name}” (${key.prefix}…) will stop working at once.`,
+    message: `Programs using “${key.name}” (mx_${key.prefix}_…) will stop working at once.`,
     confirmLabel: "Revoke",
   });
   if (!ok) return;
