@@ -15,12 +15,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import clone_database, drop_database
+from tests.conftest import clone_database, drop_database, require
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,6 +37,10 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # Kept with the tests' output (CI keeps test-results/), to be looked at.
 SCREENSHOTS = Path(__file__).parents[2] / "test-results" / "screenshots"
+# axe-core, installed by scripts/test-parts (`npm ci` in tests/e2e/a11y), checks every photographed page.
+AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
+# What fails a page: barriers for some people (axe's "serious") or for everyone using a given aid ("critical").
+BLOCKING_IMPACTS = ("serious", "critical")
 # The first start loads the embedding model and migrates; the machines running this are small and shared.
 STARTUP_SECONDS = 180
 
@@ -132,9 +137,9 @@ def browser() -> Iterator[Browser]:
 
 
 @contextmanager
-def browsing(browser: Browser, server: Server) -> Iterator[Page]:
+def browsing(browser: Browser, server: Server, *, color_scheme: Literal["light", "dark"] = "light") -> Iterator[Page]:
     """A fresh browser context (no cookies) on `server` at 1280x800; a JavaScript error anywhere fails the test."""
-    context = browser.new_context(base_url=server.url, viewport=DESKTOP)
+    context = browser.new_context(base_url=server.url, viewport=DESKTOP, color_scheme=color_scheme)
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []
@@ -153,10 +158,39 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
         yield opened
 
 
-def screenshots(page: Page, name: str) -> None:
-    """Photograph the page as it stands at desktop and at phone width (`<name>-1280x800.png`, `<name>-390x844.png`).
+# The innermost elements reaching past the right edge: what to fix when a page scrolls sideways.
+_TOO_WIDE = """() => {
+  const edge = document.documentElement.clientWidth + 0.5;
+  const past = (e) => e.getBoundingClientRect().right > edge;
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? `#${e.id}` : "") +
+    [...e.classList].map((c) => `.${c}`).join("");
+  return [...document.body.querySelectorAll("*")]
+    .filter((e) => past(e) && ![...e.children].some(past)).slice(0, 5).map(name);
+}"""
 
-    At phone width the page must fit: nothing may make it scroll sideways. The viewport is put back afterwards.
+
+def accessibility_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it stands, one line each (rule, help, where)."""
+    if not AXE.exists():
+        require("axe-core", "run scripts/test-parts (it runs `npm ci` in tests/e2e/a11y)")
+    # Evaluated rather than added as a <script>: the pages' Content-Security-Policy refuses inline scripts, and
+    # the check must not need that policy loosened.
+    page.evaluate(AXE.read_text())
+    results = page.evaluate("axe.run(document, { resultTypes: ['violations'] })")
+    found = []
+    for violation in results["violations"]:
+        if violation["impact"] in BLOCKING_IMPACTS:
+            targets = ", ".join(" ".join(node["target"]) for node in violation["nodes"][:5])
+            found.append(f"{violation['id']} ({violation['impact']}): {violation['help']} — at {targets}")
+    return found
+
+
+def screenshots(page: Page, name: str) -> None:
+    """Photograph the page as it stands at desktop and at phone width (`<name>-1280x800.png`, `<name>-390x844.png`)
+    and check it at both.
+
+    At phone width the page must fit: nothing may make it scroll sideways. At either width axe-core must find no
+    serious or critical accessibility problem. The viewport is put back afterwards.
     """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     before = page.viewport_size or DESKTOP
@@ -166,6 +200,10 @@ def screenshots(page: Page, name: str) -> None:
             page.wait_for_timeout(100)  # one layout pass after the resize
             page.screenshot(path=str(SCREENSHOTS / f"{name}-{size['width']}x{size['height']}.png"), full_page=True)
             overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-            assert overflow <= 0, f"{name} scrolls sideways by {overflow} px at {size['width']} px wide"
+            if overflow > 0:
+                culprits = ", ".join(page.evaluate(_TOO_WIDE))
+                pytest.fail(f"{name} scrolls sideways by {overflow} px at {size['width']} px wide: {culprits}")
+            problems = accessibility_violations(page)
+            assert not problems, f"{name} at {size['width']} px: " + "\n".join(problems)
     finally:
         page.set_viewport_size(before)

@@ -42,6 +42,14 @@ def _body(request: Request, detail: str, status: int) -> dict[str, object]:
     return body
 
 
+def http_error_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """A routing or protocol error (no such path, wrong method) as `{"detail"}`."""
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return JSONResponse(
+        _body(request, detail, exc.status_code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(MemexError)
     async def memex_error(request: Request, exc: MemexError) -> JSONResponse:
@@ -60,10 +68,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return JSONResponse(
-            _body(request, detail, exc.status_code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-        )
+        return http_error_response(request, exc)
 
     def database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
         # The driver's first line names the host and the error, never the password (psycopg does not repeat it).

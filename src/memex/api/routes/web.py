@@ -13,11 +13,13 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
 import memex
 from memex.accounts import sso
+from memex.api import errors
 from memex.settings import Settings
 
 WEB = Path(memex.__file__).parent / "web"
@@ -136,9 +138,25 @@ class _Assets(StaticFiles):
         return response
 
 
+# Machines get `{"detail"}` on these paths whatever they accept; a browser elsewhere gets a page.
+_API_PREFIXES = ("/api/", "/v1/", "/metrics", "/static/")
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    """A 404 page for a browser following a link, the usual JSON `detail` for everything else."""
+    assert isinstance(exc, StarletteHTTPException)
+    path = request.url.path
+    if path.startswith(_API_PREFIXES) or "text/html" not in request.headers.get("accept", ""):
+        return errors.http_error_response(request, exc)
+    response = _page(request, "404.html", title="Page not found", path=path)
+    response.status_code = 404
+    return response
+
+
 def install(app: FastAPI) -> None:
-    """Add the pages and mount /static (and Swagger UI's assets under it) on the app."""
+    """Add the pages and the 404 page, and mount /static (and Swagger UI's assets under it) on the app."""
     app.include_router(router)
+    app.add_exception_handler(404, not_found)
     # Mounted before /static, which would otherwise claim these paths.
     app.mount(SWAGGER_UI, _Assets(directory=SWAGGER_ASSETS), name="swagger")
     app.mount("/static", _Assets(directory=WEB / "static"), name="static")

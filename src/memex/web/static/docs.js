@@ -3,7 +3,8 @@ window.ui = SwaggerUIBundle({
   url: "/openapi.json",
   dom_id: "#swagger-ui",
   layout: "BaseLayout",
-  deepLinking: true,
+  // Deep links would put a link inside each operation's toggle button, which screen readers cannot reach.
+  deepLinking: false,
   showExtensions: true,
   showCommonExtensions: true,
   presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],

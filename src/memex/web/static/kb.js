@@ -2,6 +2,7 @@
 
 import { api, items } from "./api.js";
 import { flash, run, start } from "./layout.js";
+import { acceptFiles, plural, uploadFiles } from "./uploads.js";
 import { $, badge, busy, clearError, confirmAction, el, fillTable, formatBytes, kbLabels, refocus, showError, shown, timeElement } from "./ui.js";
 
 const kbId = document.body.dataset.kbId;
@@ -81,24 +82,18 @@ async function loadDocuments() {
   }
 }
 
-async function upload(fileList) {
-  const files = [...fileList];
+async function upload(files) {
   if (!files.length) return;
   const error = $("#upload-error");
   const status = $("#upload-status");
   clearError(error);
-  const form = new FormData();
-  for (const file of files) form.append("files", file, file.name);
-  status.textContent = `Uploading ${files.length} file${files.length === 1 ? "" : "s"}…`;
+  status.textContent = `Uploading ${plural(files.length, "file")}…`;
   try {
-    const data = await api(`${kbPath}/documents`, { method: "POST", form });
-    const accepted = items(data, "documents");
-    status.textContent = `${accepted.length} file${accepted.length === 1 ? "" : "s"} accepted.`;
+    const accepted = await uploadFiles(kbId, files);
+    status.textContent = `${plural(accepted.length, "file")} accepted.`;
   } catch (err) {
     status.textContent = "";
     showError(error, err);
-  } finally {
-    $("#file-input").value = "";
   }
   await loadDocuments();
 }
@@ -128,27 +123,7 @@ async function remove(doc, name) {
 }
 
 function setUpDropzone() {
-  const zone = $("#upload");
-  const input = $("#file-input");
-  zone.hidden = false;
-  $("#choose-files").addEventListener("click", () => input.click());
-  input.addEventListener("change", () => upload(input.files));
-  // Dropping a file anywhere else would make the browser open it and leave the page.
-  for (const type of ["dragover", "drop"]) document.addEventListener(type, (e) => e.preventDefault());
-  let depth = 0;
-  zone.addEventListener("dragenter", () => {
-    depth += 1;
-    zone.classList.add("dragging");
-  });
-  zone.addEventListener("dragleave", () => {
-    depth = Math.max(0, depth - 1);
-    if (!depth) zone.classList.remove("dragging");
-  });
-  zone.addEventListener("drop", (event) => {
-    depth = 0;
-    zone.classList.remove("dragging");
-    upload(event.dataTransfer.files);
-  });
+  acceptFiles({ zone: $("#upload"), input: $("#file-input"), button: $("#choose-files"), onFiles: upload });
 }
 
 // ---- members ----
@@ -277,7 +252,7 @@ run(async () => {
   isOwnerOfKb = isOwner;
   canWrite = isOwner || kb.role === "editor";
   $("#kb-readonly").hidden = canWrite;
-  $("#docs-empty").textContent = canWrite ? "No documents yet — drag files here or choose files." : "No documents yet.";
+  $("#docs-empty").textContent = canWrite ? "No documents yet. Drag files onto the box above or choose them: once indexed, they can be searched and asked about in chat." : "No documents yet. Its owner or an editor can add some.";
   if (canWrite) setUpDropzone();
   if (isOwner) {
     $("#kb-settings").hidden = false;

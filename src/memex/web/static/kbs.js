@@ -17,7 +17,7 @@ async function load(user) {
       el("td", {}, el("a", { href: `/kbs/${encodeURIComponent(kb.id)}` }, labels.get(String(kb.id)))),
       el("td", {}, badge(ROLE_LABELS[kb.role] || kb.role || "—", kb.role || "")),
       el("td", { class: "num" }, kb.document_count ?? "—"),
-      el("td", { class: "muted" }, kb.description || ""),
+      el("td", { class: "muted wide-only" }, kb.description || ""),
     ),
   );
   fillTable($("#kb-table"), $("#kb-empty"), rows);

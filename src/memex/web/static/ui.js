@@ -147,6 +147,9 @@ export function badge(text, kind = "") {
 
 /** Show or hide a table and its empty-state message, filling the table body with `rows`. */
 export function fillTable(table, emptyMessage, rows) {
+  // Each cell carries its column's name, shown beside it where narrow screens stack a row's cells (app.css).
+  const headers = table.tHead ? [...table.tHead.rows[0].cells].map((th) => th.textContent.trim()) : [];
+  for (const row of rows) [...row.cells].forEach((cell, i) => (cell.dataset.label = headers[i] || ""));
   table.tBodies[0].replaceChildren(...rows);
   table.hidden = rows.length === 0;
   if (emptyMessage) emptyMessage.hidden = rows.length !== 0;
