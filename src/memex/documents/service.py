@@ -4,10 +4,8 @@ the ingestion job's body (parse → chunk → embed → swap chunks), which leav
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,10 +21,10 @@ from memex.audit import service as audit
 from memex.audit.models import Action
 from memex.documents import store
 from memex.documents.models import Document
-from memex.embeddings import store as embedding_store
-from memex.errors import Conflict, EmbeddingModelChanged, InvalidInput, NotFound, ParseError, UnsupportedFileType
-from memex.ingest import detect
+from memex.errors import Conflict, InvalidInput, NotFound, UnsupportedFileType
+from memex.ingest import detect, pipeline
 from memex.ingest.parsers import SUPPORTED_EXTENSIONS, extension_of, mime_for
+from memex.ingest.pipeline import MAX_REASON_CHARS, PENDING
 from memex.ingest.prepare import file_type
 from memex.jobs import fairness
 from memex.kbs.access import Actor, Role, kb_filter, scope_for
@@ -35,13 +33,7 @@ from memex.runtime import Runtime
 
 log = structlog.get_logger("memex.ingest")
 
-PENDING = ("queued", "indexing")
 MAX_NAME_CHARS = 1024
-# Longest failure reason kept on a document: enough for any message we write, bounded for tracebacks.
-MAX_REASON_CHARS = 1000
-# A document's vectors are made again when a model swap lands between embedding and writing; more than one swap
-# within one document's indexing is not a thing that happens.
-_MODEL_SWAP_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,21 +86,18 @@ async def upload(
                 # the KB holds): its file is queued again like any other.
                 documents.append(existing)
                 continue
-            await store.put_blob(conn, sha256=sha, data=data)
-            document_id = await store.upsert_document(
+            document_id = await store.put_document(
                 conn,
                 kb_id=kb_id,
                 source_path=name,
+                data=data,
+                sha256=sha,
                 title=existing.title if existing else PurePath(name).stem,
                 mime=mime_for(name),
                 file_type=file_type(name),
-                sha256=sha,
-                size=len(data),
                 status="queued",
                 modified_at=None,
             )
-            if existing is not None and existing.sha256 != sha:
-                await store.delete_orphan_blobs(conn, shas=[existing.sha256])
             queued.append(document_id)
             await audit.record(
                 conn,
@@ -249,74 +238,29 @@ async def ingest(runtime: Runtime, document_id: uuid.UUID) -> None:
     if data is None:
         await finish_failed(runtime, doc, "the original file is missing from the database: upload it again")
         return
-    try:
-        # Read in the parsing sandbox: the file is untrusted and this process may be serving requests.
-        prepared = await runtime.parse_pool.prepare(data, doc.source_path)
-    except (ParseError, UnsupportedFileType) as exc:
-        await finish_failed(runtime, doc, exc.message)
-        return
-    if not prepared.chunks:
-        await finish_failed(runtime, doc, "no text found in the file")
-        return
-    for attempt in range(_MODEL_SWAP_ATTEMPTS):
-        embedder, generation = await runtime.embedding_model()
-        vectors = await asyncio.to_thread(embedder.embed_documents, [c.embed_text for c in prepared.chunks])
-        try:
-            async with runtime.engine.begin() as conn:
-                # First: the lock it takes orders this writer with a model swap by `memex reembed`.
-                await embedding_store.check_generation(conn, generation)
-                if not await _still_current(conn, doc):
-                    return
-                await store.set_parsed(
-                    conn,
-                    document_id=doc.id,
-                    title=prepared.parsed.title,
-                    mime=prepared.mime,
-                    file_type=prepared.file_type,
-                    metadata=json.dumps(prepared.parsed.metadata, default=str),
-                )
-                # The old chunks stay searchable until this commit swaps in the new ones.
-                await store.replace_chunks(
-                    conn,
-                    document_id=doc.id,
-                    kb_id=doc.kb_id,
-                    chunks=prepared.chunks,
-                    vectors=vectors,
-                    generation=generation,
-                )
-            break
-        except EmbeddingModelChanged:
-            # The vectors were made by the model just swapped out: follow the new one and embed again.
-            if attempt == _MODEL_SWAP_ATTEMPTS - 1:
-                raise
-            await runtime.refresh_embeddings()
-    runtime.metrics.document_ingested(
-        "indexed",
-        seconds=time.perf_counter() - started,
-        chunks=len(prepared.chunks),
-        tokens=sum(c.token_count for c in prepared.chunks),
+    item = pipeline.WorkItem(
+        source_path=doc.source_path, name=doc.source_path, load=lambda: (data, doc.sha256), uploaded=doc
     )
-    log.info(
-        "document indexed",
-        document_id=str(doc.id),
-        kb=str(doc.kb_id),
-        file_type=prepared.file_type,
-        bytes=doc.size,
-        chunks=len(prepared.chunks),
-        duration_ms=round((time.perf_counter() - started) * 1000, 1),
-    )
-
-
-async def _still_current(conn: AsyncConnection, doc: Document) -> bool:
-    """False when the document was deleted or replaced by a newer upload while we worked on it."""
-    current = await store.get_for_update(conn, document_id=doc.id)
-    return current is not None and current.sha256 == doc.sha256 and current.status in PENDING
+    outcomes = pipeline.Outcomes()
+    await pipeline.run(runtime, kb_id=doc.kb_id, items=[item], outcomes=outcomes)
+    if outcomes.failures:
+        reason = outcomes.failures[0].reason
+        log.warning("document failed", document_id=str(doc.id), kb=str(doc.kb_id), reason=reason[:MAX_REASON_CHARS])
+    elif outcomes.chunks:
+        log.info(
+            "document indexed",
+            document_id=str(doc.id),
+            kb=str(doc.kb_id),
+            bytes=doc.size,
+            chunks=outcomes.chunks,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
 
 
 async def finish_failed(runtime: Runtime, doc: Document, reason: str) -> None:
     """Mark a document failed with the reason (unless newer content replaced it meanwhile)."""
     async with runtime.engine.begin() as conn:
-        if await _still_current(conn, doc):
+        if await pipeline.still_current(conn, doc):
             await store.mark_status(conn, document_id=doc.id, status="failed", error=reason[:MAX_REASON_CHARS])
     runtime.metrics.document_ingested("failed")
     log.warning("document failed", document_id=str(doc.id), kb=str(doc.kb_id), reason=reason[:MAX_REASON_CHARS])
