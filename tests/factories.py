@@ -111,7 +111,8 @@ class Factory:
         outcomes = pipeline.Outcomes()
         await pipeline.run(self.runtime, kb_id=kb.id, items=[item], outcomes=outcomes)
         assert not outcomes.failures, outcomes.failures
-        return outcomes.ids[name]
+        (written,) = outcomes.written
+        return written.document_id
 
     def client(
         self, *, session: Session | None = None, key: str | None = None, base_url: str = BASE_URL

@@ -31,9 +31,7 @@ async def assert_blobs_belong_to_documents(runtime: Runtime, *, present: Sequenc
     """Every row of `blobs` is some document's bytes, and each of `present` is stored whole."""
     async with runtime.engine.connect() as conn:
         orphans = await conn.execute(
-            sa.text(
-                "SELECT sha256 FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.sha256 = b.sha256)"
-            )
+            sa.text("SELECT sha256 FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.sha256 = b.sha256)")
         )
         assert [r.sha256 for r in orphans] == []
         for data in present:
@@ -167,5 +165,3 @@ async def test_an_upload_job_embeds_again_after_a_model_swap(runtime: Runtime) -
     await drain(runtime)
     assert (await service.get(runtime, Actor.system(), doc.id)).status == "indexed"
     assert embedder.calls == 2
-
-

@@ -26,12 +26,13 @@ from memex.ingest import detect, pipeline
 from memex.ingest.parsers import SUPPORTED_EXTENSIONS, extension_of, mime_for
 from memex.ingest.pipeline import MAX_REASON_CHARS, PENDING
 from memex.ingest.prepare import file_type
-from memex.jobs import fairness
+from memex.jobs import batching, fairness
 from memex.kbs.access import Actor, Role, kb_filter, scope_for
 from memex.kbs.service import require_kb
 from memex.runtime import Runtime
 
 log = structlog.get_logger("memex.ingest")
+_INTERRUPTED = "the batch this document was indexed with failed; it will be tried again on its own"
 
 MAX_NAME_CHARS = 1024
 
@@ -226,35 +227,83 @@ async def retry(runtime: Runtime, actor: Actor, document_id: uuid.UUID) -> Docum
     return dataclasses.replace(doc, status="queued", error=None)
 
 
-async def ingest(runtime: Runtime, document_id: uuid.UUID) -> None:
-    """Index one queued document. A file that cannot be parsed fails it; other errors propagate (to be retried)."""
+async def ingest(
+    runtime: Runtime, document_id: uuid.UUID, *, job_id: int | None = None, retry_wait_seconds: float = 0
+) -> None:
+    """Index a queued document, and (given its job's id) the next waiting ones with it, embedded in full batches.
+
+    A file that cannot be parsed fails alone, with its reason; other errors propagate (to be retried), and the
+    documents claimed with this one go back to the queue, each to be tried again on its own after
+    `retry_wait_seconds` (the job's retry strategy's first wait).
+    """
     started = time.perf_counter()
     async with runtime.engine.begin() as conn:
         doc = await store.get_for_update(conn, document_id=document_id)
         if doc is None or doc.status not in PENDING:
             return  # deleted, or an earlier job for the same document already finished it
-        data = await store.blob(conn, sha256=doc.sha256)
-        await store.mark_status(conn, document_id=doc.id, status="indexing")
-    if data is None:
-        await finish_failed(runtime, doc, "the original file is missing from the database: upload it again")
-        return
-    item = pipeline.WorkItem(
-        source_path=doc.source_path, name=doc.source_path, load=lambda: (data, doc.sha256), uploaded=doc
-    )
+        claimed = []
+        if job_id is not None:
+            claimed = await batching.claim_next(
+                conn,
+                claimant=job_id,
+                queue=jobs.INGEST_QUEUE,
+                task=jobs.INGEST_TASK,
+                limit=batching.MAX_DOCUMENTS - 1,
+            )
+        docs: list[tuple[Document, bytes | None]] = []
+        for each in [doc.id, *(c.document_id for c in claimed)]:
+            found = doc if each == doc.id else await store.get_for_update(conn, document_id=each)
+            if found is None or found.status not in PENDING:
+                continue
+            docs.append((found, await store.blob(conn, sha256=found.sha256)))
+            await store.mark_status(conn, document_id=found.id, status="indexing")
+    items = []
+    for found, data in docs:
+        if data is None:
+            await finish_failed(runtime, found, "the original file is missing from the database: upload it again")
+            continue
+        items.append(
+            pipeline.WorkItem(
+                source_path=found.source_path,
+                name=found.source_path,
+                load=lambda data=data, sha=found.sha256: (data, sha),  # type: ignore[misc]
+                uploaded=found,
+            )
+        )
     outcomes = pipeline.Outcomes()
-    await pipeline.run(runtime, kb_id=doc.kb_id, items=[item], outcomes=outcomes)
-    if outcomes.failures:
-        reason = outcomes.failures[0].reason
-        log.warning("document failed", document_id=str(doc.id), kb=str(doc.kb_id), reason=reason[:MAX_REASON_CHARS])
-    elif outcomes.chunks:
+    try:
+        await pipeline.run(runtime, kb_id=doc.kb_id, items=items, outcomes=outcomes)
+    except BaseException:
+        await _give_back(runtime, claimed, wait_seconds=retry_wait_seconds)
+        raise
+    async with runtime.engine.begin() as conn:
+        await batching.finish(conn, job_ids=[c.job_id for c in claimed])
+    seconds = time.perf_counter() - started
+    for failure in outcomes.failures:
+        log.warning("document failed", name=failure.path, kb=str(doc.kb_id), reason=failure.reason[:MAX_REASON_CHARS])
+    for written in outcomes.written:
         log.info(
             "document indexed",
-            document_id=str(doc.id),
-            kb=str(doc.kb_id),
-            bytes=doc.size,
-            chunks=outcomes.chunks,
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            document_id=str(written.document_id),
+            chunks=written.chunks,
+            batch=len(items),
+            duration_ms=round(seconds * 1000, 1),
         )
+
+
+async def _give_back(runtime: Runtime, claimed: Sequence[batching.Claimed], *, wait_seconds: float) -> None:
+    """Return claimed jobs whose documents are not done to the queue, as a failed attempt of each."""
+    if not claimed:
+        return
+    async with runtime.engine.begin() as conn:
+        pending = []
+        for c in claimed:
+            found = await store.get_for_update(conn, document_id=c.document_id)
+            if found is not None and found.status in PENDING:
+                pending.append(c.job_id)
+                await store.mark_status(conn, document_id=found.id, status="queued", error=_INTERRUPTED)
+        await batching.retry(conn, job_ids=pending, wait_seconds=wait_seconds)
+        await batching.finish(conn, job_ids=[c.job_id for c in claimed if c.job_id not in pending])
 
 
 async def finish_failed(runtime: Runtime, doc: Document, reason: str) -> None:

@@ -57,13 +57,22 @@ class WorkItem:
     uploaded: Document | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A document stored with its chunks."""
+
+    source_path: str
+    document_id: uuid.UUID
+    chunks: int
+
+
 @dataclass
 class Outcomes:
     """What happened to each file, for the summary."""
 
     done: dict[str, list[str]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
-    ids: dict[str, uuid.UUID] = field(default_factory=dict)
+    written: list[Written] = field(default_factory=list)
     chunks: int = 0
 
     def add(self, outcome: str, path: str) -> None:
@@ -152,7 +161,7 @@ async def run(
                 "indexed", seconds=seconds, chunks=len(chunks), tokens=sum(c.token_count for c in chunks)
             )
             outcomes.chunks += len(chunks)
-            outcomes.ids[entry.item.source_path] = document_id
+            outcomes.written.append(Written(entry.item.source_path, document_id, len(chunks)))
             outcomes.add(entry.item.outcome, entry.item.source_path)
             report(entry.item.outcome, entry.item.source_path)
 
@@ -221,6 +230,8 @@ async def _store_one(
 ) -> uuid.UUID | None:
     """Write one document's row, bytes and chunks in one transaction; None when an upload superseded it."""
     prepared, uploaded = entry.prepared, entry.item.uploaded
+    if uploaded is not None:
+        kb_id = uploaded.kb_id  # a job's batch may hold several KBs' uploads
     metadata = json.dumps(prepared.parsed.metadata, default=str)
     async with runtime.engine.begin() as conn:
         # First, before any row is written: the lock it takes orders this writer with a model swap.
