@@ -75,8 +75,7 @@ async def grow(runtime: Runtime, kb_id: uuid.UUID, *, to: int, rows: list[dict[s
         vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
         sha = hashlib.sha256(data).hexdigest()
         async with runtime.engine.begin() as conn:
-            await documents.put_blob(conn, sha256=sha, data=data)
-            doc_id = await documents.upsert_document(
+            doc_id = await documents.put_document(
                 conn,
                 kb_id=kb_id,
                 source_path=f"grown/{tag}.md",
@@ -84,7 +83,7 @@ async def grow(runtime: Runtime, kb_id: uuid.UUID, *, to: int, rows: list[dict[s
                 mime="text/markdown",
                 file_type="md",
                 sha256=sha,
-                size=len(data),
+                data=data,
                 status="queued",
                 modified_at=None,
             )

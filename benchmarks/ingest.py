@@ -2,6 +2,7 @@
 
     python benchmarks/ingest.py [--docs 300]
     python benchmarks/ingest.py --workers 1,2,4 [--docs 200]   (job-queue scaling: see worker_scaling.py)
+    python benchmarks/ingest.py --via server [--docs 150]      (uploads indexed by the server's worker: via_server.py)
 
 Embedding is the one step that must take the time; everything else (scan, hash, parse, chunk, store) should
 hide behind it, so the ratio end-to-end / raw-embed should be close to 1. Both rates are measured in the same
@@ -99,6 +100,11 @@ def raw_embed_seconds(embedder: Embedder, texts: list[str]) -> float:
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
+    if args.via == "server":
+        import via_server
+
+        with scratch_database() as scratch:
+            return await via_server.run(scratch, corpus=args.corpus, docs=args.docs)
     if args.workers:
         import worker_scaling
 
@@ -197,6 +203,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=lambda v: [int(n) for n in v.split(",")],
         default=None,
         help="measure the job queue with these counts of `memex worker` processes instead, e.g. 1,2,4",
+    )
+    p.add_argument(
+        "--via",
+        choices=("index", "server"),
+        default="index",
+        help="index: `index_paths` on a folder (default); server: uploads through the HTTP API, worker in process",
     )
     p.add_argument("--concurrency", type=int, default=1, help="jobs each worker runs at a time (with --workers)")
     return p.parse_args(argv)

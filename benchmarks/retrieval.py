@@ -134,17 +134,7 @@ async def index_corpus(
             elapsed = time.perf_counter() - started
             log(f"indexed {done}/{len(items)} documents, {outcomes.chunks} chunks, {done / elapsed:.1f} docs/s")
 
-    await pipeline.run(
-        engine=runtime.engine,
-        embedder=embedder,
-        generation=None,
-        prepare=runtime.parse_pool.prepare,
-        kb_id=kb.id,
-        items=items,
-        outcomes=outcomes,
-        metrics=runtime.metrics,
-        on_progress=progress,
-    )
+    await pipeline.run(runtime, kb_id=kb.id, items=items, outcomes=outcomes, on_progress=progress)
     seconds = time.perf_counter() - started
     if outcomes.failures:
         log(f"{len(outcomes.failures)} documents failed, e.g. {outcomes.failures[:3]}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import itertools
@@ -17,9 +16,7 @@ from fastapi import FastAPI
 from memex.accounts import keys, passwords, service, store, tokens
 from memex.accounts.models import User
 from memex.api.auth import CSRF_HEADER, SESSION_COOKIE
-from memex.documents import store as documents
-from memex.ingest.folders import chunker_for
-from memex.ingest.prepare import prepare
+from memex.ingest import pipeline
 from memex.kbs import service as kbs
 from memex.kbs.access import Actor, Role
 from memex.kbs.models import KnowledgeBase
@@ -108,31 +105,14 @@ class Factory:
         return new.key.id, new.secret
 
     async def document(self, kb: KnowledgeBase, *, name: str, text: str) -> uuid.UUID:
-        """An indexed document, parsed, chunked and embedded for real, without the job queue."""
+        """An indexed document, through the ingestion pipeline (sandboxed parsing, real embedding), without the queue."""
         data = text.encode()
-        prepared = await asyncio.to_thread(prepare, data, name, chunker_for(self.runtime))
-        vectors = await asyncio.to_thread(
-            self.runtime.embedder.embed_documents, [c.embed_text for c in prepared.chunks]
-        )
-        sha = hashlib.sha256(data).hexdigest()
-        async with self.runtime.engine.begin() as conn:
-            await documents.put_blob(conn, sha256=sha, data=data)
-            doc_id = await documents.upsert_document(
-                conn,
-                kb_id=kb.id,
-                source_path=name,
-                title=prepared.parsed.title,
-                mime=prepared.mime,
-                file_type=prepared.file_type,
-                sha256=sha,
-                size=len(data),
-                status="indexing",
-                modified_at=None,
-            )
-            await documents.replace_chunks(
-                conn, document_id=doc_id, kb_id=kb.id, chunks=prepared.chunks, vectors=vectors
-            )
-        return doc_id
+        item = pipeline.WorkItem(source_path=name, name=name, load=lambda: (data, hashlib.sha256(data).hexdigest()))
+        outcomes = pipeline.Outcomes()
+        await pipeline.run(self.runtime, kb_id=kb.id, items=[item], outcomes=outcomes)
+        assert not outcomes.failures, outcomes.failures
+        (written,) = outcomes.written
+        return written.document_id
 
     def client(
         self, *, session: Session | None = None, key: str | None = None, base_url: str = BASE_URL

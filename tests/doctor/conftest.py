@@ -77,8 +77,7 @@ async def add_document(runtime: Runtime, *, name: str, status: str = "indexed", 
     sha = hashlib.sha256(data).hexdigest()
     async with runtime.engine.begin() as conn:
         kb = await kbs.create_kb(conn, Actor.system(), name=f"kb {uuid.uuid4().hex[:8]}")
-        await documents.put_blob(conn, sha256=sha, data=data)
-        doc_id = await documents.upsert_document(
+        doc_id = await documents.put_document(
             conn,
             kb_id=kb.id,
             source_path=name,
@@ -86,7 +85,7 @@ async def add_document(runtime: Runtime, *, name: str, status: str = "indexed", 
             mime="text/markdown",
             file_type="markdown",
             sha256=sha,
-            size=len(data),
+            data=data,
             status=status,
             modified_at=None,
         )

@@ -59,8 +59,7 @@ async def fill(runtime: Runtime, kb_id: uuid.UUID, *, chunks: int, rng: random.R
         unit /= np.linalg.norm(unit, axis=1, keepdims=True)
         sha = hashlib.sha256(data).hexdigest()
         async with runtime.engine.begin() as conn:
-            await documents.put_blob(conn, sha256=sha, data=data)
-            doc_id = await documents.upsert_document(
+            doc_id = await documents.put_document(
                 conn,
                 kb_id=kb_id,
                 source_path=f"docs/{sha[:12]}.md",
@@ -68,7 +67,7 @@ async def fill(runtime: Runtime, kb_id: uuid.UUID, *, chunks: int, rng: random.R
                 mime="text/markdown",
                 file_type="md",
                 sha256=sha,
-                size=len(data),
+                data=data,
                 status="queued",
                 modified_at=None,
             )

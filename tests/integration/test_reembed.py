@@ -172,8 +172,7 @@ async def test_an_interrupted_reembed_resumes_where_it_stopped(
     async with runtime.engine.begin() as conn:
         for d in range(6):
             sha = uuid.uuid4().hex
-            await documents.put_blob(conn, sha256=sha, data=sha.encode())
-            doc_id = await documents.upsert_document(
+            doc_id = await documents.put_document(
                 conn,
                 kb_id=kb_id,
                 source_path=f"d{d}.md",
@@ -181,7 +180,7 @@ async def test_an_interrupted_reembed_resumes_where_it_stopped(
                 mime="text/markdown",
                 file_type="md",
                 sha256=sha,
-                size=1,
+                data=sha.encode(),
                 status="indexing",
                 modified_at=None,
             )

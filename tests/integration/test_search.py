@@ -240,10 +240,9 @@ async def test_a_small_kb_is_searched_exactly_once_the_statement_is_prepared(
             kb_id = kb_ids[name] = (await kbs.create(conn, name=name, owner_id=None)).id
             data = name.encode()
             sha = hashlib.sha256(data).hexdigest()
-            await documents.put_blob(conn, sha256=sha, data=data)
-            doc = await documents.upsert_document(
+            doc = await documents.put_document(
                 conn, kb_id=kb_id, source_path=f"{name}.txt", title=name, mime="text/plain", file_type="txt",
-                sha256=sha, size=len(data), status="indexing", modified_at=None,
+                sha256=sha, data=data, status="indexing", modified_at=None,
             )  # fmt: skip
             chunks = [Chunk(i, "", "", f"line {i}", f"{name} chunk {i}", 3) for i in range(n)]
             vectors = rng.normal(size=(n, 384)).astype(np.float32)

@@ -4,10 +4,8 @@ the ingestion job's body (parse → chunk → embed → swap chunks), which leav
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,25 +21,20 @@ from memex.audit import service as audit
 from memex.audit.models import Action
 from memex.documents import store
 from memex.documents.models import Document
-from memex.embeddings import store as embedding_store
-from memex.errors import Conflict, EmbeddingModelChanged, InvalidInput, NotFound, ParseError, UnsupportedFileType
-from memex.ingest import detect
+from memex.errors import Conflict, InvalidInput, NotFound, UnsupportedFileType
+from memex.ingest import detect, pipeline
 from memex.ingest.parsers import SUPPORTED_EXTENSIONS, extension_of, mime_for
+from memex.ingest.pipeline import MAX_REASON_CHARS, PENDING
 from memex.ingest.prepare import file_type
-from memex.jobs import fairness
+from memex.jobs import batching, fairness
 from memex.kbs.access import Actor, Role, kb_filter, scope_for
 from memex.kbs.service import require_kb
 from memex.runtime import Runtime
 
 log = structlog.get_logger("memex.ingest")
+_INTERRUPTED = "the batch this document was indexed with failed; it will be tried again on its own"
 
-PENDING = ("queued", "indexing")
 MAX_NAME_CHARS = 1024
-# Longest failure reason kept on a document: enough for any message we write, bounded for tracebacks.
-MAX_REASON_CHARS = 1000
-# A document's vectors are made again when a model swap lands between embedding and writing; more than one swap
-# within one document's indexing is not a thing that happens.
-_MODEL_SWAP_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,21 +87,18 @@ async def upload(
                 # the KB holds): its file is queued again like any other.
                 documents.append(existing)
                 continue
-            await store.put_blob(conn, sha256=sha, data=data)
-            document_id = await store.upsert_document(
+            document_id = await store.put_document(
                 conn,
                 kb_id=kb_id,
                 source_path=name,
+                data=data,
+                sha256=sha,
                 title=existing.title if existing else PurePath(name).stem,
                 mime=mime_for(name),
                 file_type=file_type(name),
-                sha256=sha,
-                size=len(data),
                 status="queued",
                 modified_at=None,
             )
-            if existing is not None and existing.sha256 != sha:
-                await store.delete_orphan_blobs(conn, shas=[existing.sha256])
             queued.append(document_id)
             await audit.record(
                 conn,
@@ -231,86 +221,89 @@ async def retry(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) -> 
     return dataclasses.replace(doc, status="queued", error=None)
 
 
-async def ingest(runtime: Runtime, document_id: uuid.UUID) -> None:
-    """Index one queued document. A file that cannot be parsed fails it; other errors propagate (to be retried)."""
+async def ingest(
+    runtime: Runtime, document_id: uuid.UUID, *, job_id: int | None = None, retry_wait_seconds: float = 0
+) -> None:
+    """Index a queued document, and (given its job's id) the next waiting ones with it, embedded in full batches.
+
+    A file that cannot be parsed fails alone, with its reason; other errors propagate (to be retried), and the
+    documents claimed with this one go back to the queue, each to be tried again on its own after
+    `retry_wait_seconds` (the job's retry strategy's first wait).
+    """
     started = time.perf_counter()
     async with runtime.engine.begin() as conn:
         doc = await store.get_for_update(conn, document_id=document_id)
         if doc is None or doc.status not in PENDING:
             return  # deleted, or an earlier job for the same document already finished it
-        data = await store.blob(conn, sha256=doc.sha256)
-        await store.mark_status(conn, document_id=doc.id, status="indexing")
-    if data is None:
-        await finish_failed(runtime, doc, "the original file is missing from the database: upload it again")
-        return
+        claimed = []
+        if job_id is not None:
+            claimed = await batching.claim_next(
+                conn,
+                claimant=job_id,
+                queue=jobs.INGEST_QUEUE,
+                task=jobs.INGEST_TASK,
+                limit=batching.MAX_DOCUMENTS - 1,
+            )
+        docs: list[tuple[Document, bytes | None]] = []
+        for each in [doc.id, *(c.document_id for c in claimed)]:
+            found = doc if each == doc.id else await store.get_for_update(conn, document_id=each)
+            if found is None or found.status not in PENDING:
+                continue
+            docs.append((found, await store.blob(conn, sha256=found.sha256)))
+            await store.mark_status(conn, document_id=found.id, status="indexing")
+    items = []
+    for found, data in docs:
+        if data is None:
+            await finish_failed(runtime, found, "the original file is missing from the database: upload it again")
+            continue
+        items.append(
+            pipeline.WorkItem(
+                source_path=found.source_path,
+                name=found.source_path,
+                load=lambda data=data, sha=found.sha256: (data, sha),  # type: ignore[misc]
+                uploaded=found,
+            )
+        )
+    outcomes = pipeline.Outcomes()
     try:
-        # Read in the parsing sandbox: the file is untrusted and this process may be serving requests.
-        prepared = await runtime.parse_pool.prepare(data, doc.source_path)
-    except (ParseError, UnsupportedFileType) as exc:
-        await finish_failed(runtime, doc, exc.message)
-        return
-    if not prepared.chunks:
-        await finish_failed(runtime, doc, "no text found in the file")
-        return
-    for attempt in range(_MODEL_SWAP_ATTEMPTS):
-        embedder, generation = await runtime.embedding_model()
-        vectors = await asyncio.to_thread(embedder.embed_documents, [c.embed_text for c in prepared.chunks])
-        try:
-            async with runtime.engine.begin() as conn:
-                # First: the lock it takes orders this writer with a model swap by `memex reembed`.
-                await embedding_store.check_generation(conn, generation)
-                if not await _still_current(conn, doc):
-                    return
-                await store.set_parsed(
-                    conn,
-                    document_id=doc.id,
-                    title=prepared.parsed.title,
-                    mime=prepared.mime,
-                    file_type=prepared.file_type,
-                    metadata=json.dumps(prepared.parsed.metadata, default=str),
-                )
-                # The old chunks stay searchable until this commit swaps in the new ones.
-                await store.replace_chunks(
-                    conn,
-                    document_id=doc.id,
-                    kb_id=doc.kb_id,
-                    chunks=prepared.chunks,
-                    vectors=vectors,
-                    generation=generation,
-                )
-            break
-        except EmbeddingModelChanged:
-            # The vectors were made by the model just swapped out: follow the new one and embed again.
-            if attempt == _MODEL_SWAP_ATTEMPTS - 1:
-                raise
-            await runtime.refresh_embeddings()
-    runtime.metrics.document_ingested(
-        "indexed",
-        seconds=time.perf_counter() - started,
-        chunks=len(prepared.chunks),
-        tokens=sum(c.token_count for c in prepared.chunks),
-    )
-    log.info(
-        "document indexed",
-        document_id=str(doc.id),
-        kb=str(doc.kb_id),
-        file_type=prepared.file_type,
-        bytes=doc.size,
-        chunks=len(prepared.chunks),
-        duration_ms=round((time.perf_counter() - started) * 1000, 1),
-    )
+        await pipeline.run(runtime, kb_id=doc.kb_id, items=items, outcomes=outcomes)
+    except BaseException:
+        await _give_back(runtime, claimed, wait_seconds=retry_wait_seconds)
+        raise
+    async with runtime.engine.begin() as conn:
+        await batching.finish(conn, job_ids=[c.job_id for c in claimed])
+    seconds = time.perf_counter() - started
+    for failure in outcomes.failures:
+        log.warning("document failed", name=failure.path, kb=str(doc.kb_id), reason=failure.reason[:MAX_REASON_CHARS])
+    for written in outcomes.written:
+        log.info(
+            "document indexed",
+            document_id=str(written.document_id),
+            chunks=written.chunks,
+            batch=len(items),
+            duration_ms=round(seconds * 1000, 1),
+        )
 
 
-async def _still_current(conn: AsyncConnection, doc: Document) -> bool:
-    """False when the document was deleted or replaced by a newer upload while we worked on it."""
-    current = await store.get_for_update(conn, document_id=doc.id)
-    return current is not None and current.sha256 == doc.sha256 and current.status in PENDING
+async def _give_back(runtime: Runtime, claimed: Sequence[batching.Claimed], *, wait_seconds: float) -> None:
+    """Return claimed jobs whose documents are not done to the queue, as a failed attempt of each."""
+    if not claimed:
+        return
+    async with runtime.engine.begin() as conn:
+        pending = []
+        for c in claimed:
+            found = await store.get_for_update(conn, document_id=c.document_id)
+            if found is not None and found.status in PENDING:
+                pending.append(c.job_id)
+                await store.mark_status(conn, document_id=found.id, status="queued", error=_INTERRUPTED)
+        await batching.retry(conn, job_ids=pending, wait_seconds=wait_seconds)
+        await batching.finish(conn, job_ids=[c.job_id for c in claimed if c.job_id not in pending])
 
 
 async def finish_failed(runtime: Runtime, doc: Document, reason: str) -> None:
     """Mark a document failed with the reason (unless newer content replaced it meanwhile)."""
     async with runtime.engine.begin() as conn:
-        if await _still_current(conn, doc):
+        if await pipeline.still_current(conn, doc):
             await store.mark_status(conn, document_id=doc.id, status="failed", error=reason[:MAX_REASON_CHARS])
     runtime.metrics.document_ingested("failed")
     log.warning("document failed", document_id=str(doc.id), kb=str(doc.kb_id), reason=reason[:MAX_REASON_CHARS])

@@ -32,54 +32,60 @@ async def files_under(conn: AsyncConnection, *, kb_id: uuid.UUID, prefix: str) -
     return [StoredFile(id=r.id, source_path=r.source_path, sha256=r.sha256, status=r.status) for r in rows]
 
 
-async def put_blob(conn: AsyncConnection, *, sha256: str, data: bytes) -> None:
+async def put_document(
+    conn: AsyncConnection,
+    *,
+    kb_id: uuid.UUID,
+    source_path: str,
+    data: bytes,
+    sha256: str,
+    title: str,
+    mime: str,
+    file_type: str,
+    status: str,
+    modified_at: datetime | None,
+    metadata: str = "{}",
+) -> uuid.UUID:
+    """Store a file's bytes and its document row (new, or replacing the one at that path); returns its id.
+
+    The bytes a replaced version had are deleted with it unless another document shares them: this is the one
+    way a document gets its bytes, so no blob outlives its last document.
+    """
     await conn.execute(
         sa.text(
             "INSERT INTO blobs (sha256, data, size) VALUES (:sha256, :data, :size) ON CONFLICT (sha256) DO NOTHING"
         ),
         {"sha256": sha256, "data": data, "size": len(data)},
     )
-
-
-async def upsert_document(
-    conn: AsyncConnection,
-    *,
-    kb_id: uuid.UUID,
-    source_path: str,
-    title: str,
-    mime: str,
-    file_type: str,
-    sha256: str,
-    size: int,
-    status: str,
-    modified_at: datetime | None,
-    metadata: str = "{}",
-) -> uuid.UUID:
-    """Insert or update the row for (kb, source path); returns its id."""
-    row = await conn.execute(
-        sa.text(
-            "INSERT INTO documents (kb_id, source_path, title, mime, file_type, sha256, size, status, metadata, modified_at) "
-            "VALUES (:kb_id, :source_path, :title, :mime, :file_type, :sha256, :size, :status, CAST(:metadata AS jsonb), :modified_at) "
-            "ON CONFLICT ON CONSTRAINT documents_kb_path_key DO UPDATE SET "
-            "title = EXCLUDED.title, mime = EXCLUDED.mime, file_type = EXCLUDED.file_type, sha256 = EXCLUDED.sha256, "
-            "size = EXCLUDED.size, status = EXCLUDED.status, metadata = EXCLUDED.metadata, "
-            "modified_at = EXCLUDED.modified_at, error = NULL, updated_at = now() "
-            "RETURNING id"
-        ),
-        {
-            "kb_id": kb_id,
-            "source_path": source_path,
-            "title": title,
-            "mime": mime,
-            "file_type": file_type,
-            "sha256": sha256,
-            "size": size,
-            "status": status,
-            "metadata": metadata,
-            "modified_at": modified_at,
-        },
-    )
-    document_id: uuid.UUID = row.scalar_one()
+    row = (
+        await conn.execute(
+            sa.text(
+                "WITH previous AS (SELECT sha256 FROM documents WHERE kb_id = :kb_id AND source_path = :source_path) "
+                "INSERT INTO documents (kb_id, source_path, title, mime, file_type, sha256, size, status, metadata, modified_at) "
+                "VALUES (:kb_id, :source_path, :title, :mime, :file_type, :sha256, :size, :status, CAST(:metadata AS jsonb), :modified_at) "
+                "ON CONFLICT ON CONSTRAINT documents_kb_path_key DO UPDATE SET "
+                "title = EXCLUDED.title, mime = EXCLUDED.mime, file_type = EXCLUDED.file_type, sha256 = EXCLUDED.sha256, "
+                "size = EXCLUDED.size, status = EXCLUDED.status, metadata = EXCLUDED.metadata, "
+                "modified_at = EXCLUDED.modified_at, error = NULL, updated_at = now() "
+                "RETURNING id, (SELECT sha256 FROM previous) AS previous_sha256"
+            ),
+            {
+                "kb_id": kb_id,
+                "source_path": source_path,
+                "title": title,
+                "mime": mime,
+                "file_type": file_type,
+                "sha256": sha256,
+                "size": len(data),
+                "status": status,
+                "metadata": metadata,
+                "modified_at": modified_at,
+            },
+        )
+    ).one()
+    if row.previous_sha256 is not None and row.previous_sha256 != sha256:
+        await delete_orphan_blobs(conn, shas=[row.previous_sha256])
+    document_id: uuid.UUID = row.id
     return document_id
 
 

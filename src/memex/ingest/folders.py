@@ -109,18 +109,7 @@ async def index_paths(
             progress.advance("unchanged", "")
 
     if work:
-        embedder, generation = await runtime.embedding_model()
-        await pipeline.run(
-            engine=runtime.engine,
-            embedder=embedder,
-            generation=generation,
-            prepare=runtime.parse_pool.prepare,
-            kb_id=kb_id,
-            items=work,
-            outcomes=outcomes,
-            on_progress=progress.advance,
-            metrics=runtime.metrics,
-        )
+        await pipeline.run(runtime, kb_id=kb_id, items=work, outcomes=outcomes, on_progress=progress.advance)
     summary.added = len(outcomes.done.get("added", []))
     summary.updated = len(outcomes.done.get("updated", []))
     summary.chunks = outcomes.chunks

@@ -64,7 +64,11 @@ def blueprint(runtime: Runtime, *, retry: RetryStrategy = RETRY) -> Blueprint:
         ):
             log.info("job started", attempt=attempt)
             try:
-                await service.ingest(runtime, doc_id)
+                # A first attempt takes the next waiting documents with it; a retry runs alone, so a bad batch splits up.
+                batch_of = context.job.id if context.job.attempts == 0 else None
+                await service.ingest(
+                    runtime, doc_id, job_id=batch_of, retry_wait_seconds=retry.wait + retry.exponential_wait
+                )
             except Exception as exc:
                 final = retry.max_attempts is not None and context.job.attempts >= retry.max_attempts
                 log.warning("job failed", attempt=attempt, final=final, error=detail(exc)[:4000])
