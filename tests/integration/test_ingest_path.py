@@ -76,7 +76,8 @@ async def test_deleting_documents_and_kbs_takes_their_bytes(runtime: Runtime, ma
     await make.document(other, name="kept.md", text=kept)
     assert await blob_count(runtime) == 3
 
-    await service.delete(runtime, Actor.system(), doc)
+    async with runtime.engine.begin() as conn:
+        await service.delete(conn, Actor.system(), doc)
     await assert_blobs_belong_to_documents(runtime, present=[shared.encode(), kept.encode()])
     assert await blob_count(runtime) == 2
 
@@ -163,5 +164,6 @@ async def test_an_upload_job_embeds_again_after_a_model_swap(runtime: Runtime) -
 
     (doc,) = await service.upload(runtime, Actor.system(), kb_id=kb_id, receive=receive)
     await drain(runtime)
-    assert (await service.get(runtime, Actor.system(), doc.id)).status == "indexed"
+    async with runtime.engine.begin() as conn:
+        assert (await service.get(conn, Actor.system(), doc.id)).status == "indexed"
     assert embedder.calls == 2
