@@ -5,6 +5,7 @@
 The corpus goes through the real ingestion pipeline (parse → chunk → embed → store), one small text file
 per document ("title\\n\\ntext", named <_id>.txt); each test query then goes through search.service.search.
 Chunks are mapped back to corpus ids by document path; a document's first (best) chunk gives its rank.
+Scores are taken with the relevance cut-off (MEMEX_SEARCH_MIN_SIMILARITY) and, as `*_without_cutoff`, without it.
 """
 
 from __future__ import annotations
@@ -176,11 +177,18 @@ async def evaluate(
     queries: dict[str, str],
     qrels: dict[str, dict[str, int]],
     by_path: dict[str, str],
+    cutoff: bool = True,
 ) -> dict[str, float]:
     ndcgs, recalls, latencies = [], [], []
     actor = Actor.system()
     for n, (qid, text) in enumerate(queries.items(), start=1):
-        request = SearchRequest(query=text, limit=SEARCH_LIMIT, mode=mode, filters=SearchFilters(kb_ids=(kb_id,)))  # type: ignore[arg-type]
+        request = SearchRequest(
+            query=text,
+            limit=SEARCH_LIMIT,
+            mode=mode,  # type: ignore[arg-type]
+            filters=SearchFilters(kb_ids=(kb_id,)),
+            cutoff=cutoff,
+        )
         started = time.perf_counter()
         results = await service.search(runtime, actor, request)
         latencies.append(time.perf_counter() - started)
@@ -235,6 +243,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             by_path = {source_path(name, d, args.doc_format): d for d in doc_ids}
             scores = {}
             for mode in modes:
+                # As people get them (the relevance cut-off applied), and without the cut-off, side by side.
                 scores[mode] = await evaluate(
                     runtime,
                     mode=mode,
@@ -243,6 +252,16 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     qrels=qrels,
                     by_path=by_path,
                 )
+                uncut = await evaluate(
+                    runtime,
+                    mode=mode,
+                    kb_id=kb_id,
+                    queries={q: all_queries[q] for q in qids},
+                    qrels=qrels,
+                    by_path=by_path,
+                    cutoff=False,
+                )
+                scores[mode] |= {f"{name}_without_cutoff": value for name, value in uncut.items()}
         finally:
             await runtime.close()
 

@@ -231,6 +231,14 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(
         default=400, ge=10, le=1000, description="HNSW ef_search: higher is more exact and slower."
     )
+    search_min_similarity: float = Field(
+        default=0.3,
+        ge=-1,
+        le=1,
+        description="Relevance cut-off: a passage that contains none of the query's words and whose meaning is "
+        "less similar than this (cosine, -1 to 1) is left out of search results. 0.3 suits the bundled model; "
+        "-1 turns the cut-off off.",
+    )
     query_cache_size: int = Field(default=1024, ge=0, description="Query embeddings kept in the LRU cache.")
     log_format: Literal["json", "console"] = Field(default="console", description="Log output format.")
     log_level: str = Field(default="INFO", description="Log level.")

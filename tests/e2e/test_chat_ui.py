@@ -315,7 +315,7 @@ def test_model_answer_streams_is_checked_and_can_be_stopped(
     openai_double.push(
         reply("The moon is made of cheese [1]. Lunar cheese is aged for seven years in Norwegian caves.")
     )
-    ask(page, "What is the moon made of?")
+    ask(page, "What happens when API keys are rotated?")
     wait_for_answer(page)
     answer = last_answer(page)
     unsupported = answer.locator(".answer .claim.unsupported")
@@ -341,13 +341,13 @@ def test_model_answer_streams_is_checked_and_can_be_stopped(
     openai_double.wait_for_sync(lambda d: d.active == 0, timeout=10, what="the stopped stream to be closed")
 
     # An earlier conversation opens from the list, its stored answer marked as it was when it streamed.
-    page.locator("#conversation-list a").filter(has_text="What is the moon made of?").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("What is the moon made of?")
+    page.locator("#conversation-list a").filter(has_text="What happens when API keys are rotated?").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("What happens when API keys are rotated?")
     expect(page).to_have_url(re.compile(rf"/chat\?c={UUID}$"))
     expect(page.locator("#messages .claim.unsupported").first).to_have_text("The moon is made of cheese")
     expect(page.locator("#messages .answer .claim.uncited")).to_be_visible()
     page.go_back()
-    expect(page.get_by_role("heading", level=1)).not_to_have_text("What is the moon made of?")
+    expect(page.get_by_role("heading", level=1)).not_to_have_text("What happens when API keys are rotated?")
 
 
 def test_failing_model_shows_the_error_and_an_extractive_answer(

@@ -96,8 +96,10 @@ async def test_in_query_syntax(runtime: Runtime, indexed: dict[str, uuid.UUID]) 
     assert await _search(runtime, "zebras -draft", mode="keyword") == ["zebra.md"]
     assert await _search(runtime, 'animals +"horses"') == ["draft.md"]
     assert await _search(runtime, 'zebras file:"*.txt"', mode="keyword") == []
-    # No .txt file mentions zebras, but hybrid search still ranks the .txt files by meaning, and only them.
-    assert set(await _search(runtime, 'zebras file:"*.txt"')) == {"cats.txt", "sample.txt"}
+    # No .txt file mentions zebras or is near it in meaning: the relevance cut-off leaves them out, and without it
+    # hybrid search still ranks the .txt files by meaning, and only them.
+    assert await _search(runtime, 'zebras file:"*.txt"') == []
+    assert set(await _search(runtime, 'zebras file:"*.txt"', cutoff=False)) == {"cats.txt", "sample.txt"}
 
 
 async def test_unicode_required_and_excluded_words(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
@@ -173,7 +175,9 @@ async def test_keyword_ranking_prefers_rare_words(runtime: Runtime, tmp_path: Pa
 async def test_search_in_a_small_kb_finds_all_its_neighbours(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
     """HNSW filters after walking the graph; a small KB is searched exactly instead, so nothing is missed."""
     filters = SearchFilters(kb_ids=(indexed["other"],))
-    assert await _search(runtime, "anything at all", mode="vector", limit=10, filters=filters) == ["otters.md"]
+    # An unrelated query on purpose (every neighbour, however far): the relevance cut-off is off.
+    found = await _search(runtime, "anything at all", mode="vector", limit=10, filters=filters, cutoff=False)
+    assert found == ["otters.md"]
 
 
 async def test_concurrent_document_swaps_keep_bm25_statistics_exact(
@@ -256,10 +260,12 @@ async def test_a_small_kb_is_searched_exactly_once_the_statement_is_prepared(
         await conn.execute(sa.text(f'ALTER DATABASE "{name}" SET plan_cache_mode = force_generic_plan'))
     await runtime.engine.dispose()
     for i in range(12):  # the same statement over every KB: prepared by the sixth time, on a generic plan
-        assert len(await _search(runtime, f"question number {i}", mode="vector", limit=10)) == 10
+        assert len(await _search(runtime, f"question number {i}", mode="vector", limit=10, cutoff=False)) == 10
     small = SearchFilters(kb_ids=(kb_ids["small"],))
     for mode in ("vector", "hybrid"):
         results = await service.search(
-            runtime, Actor.system(), SearchRequest(query="question number 1", mode=mode, limit=10, filters=small)
+            runtime,
+            Actor.system(),
+            SearchRequest(query="question number 1", mode=mode, limit=10, filters=small, cutoff=False),
         )
         assert len(results) == 8, mode

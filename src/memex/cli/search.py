@@ -40,15 +40,19 @@ def _to_rich(snippet_html: str) -> str:
     )
 
 
-def _print_results(console: Console, results: list[dict[str, Any]]) -> None:
+def _print_results(console: Console, results: list[dict[str, Any]], *, hidden: int = 0) -> None:
     """Print results in the shape of `GET /api/search` (local results are turned into it first)."""
     if not results:
-        console.print("no results: try other words, or `memex index PATH` to add documents")
+        if hidden:
+            console.print("nothing relevant: no passage holds these words or comes close in meaning")
+        else:
+            console.print("no results: try other words, or `memex index PATH` to add documents")
         return
     for n, r in enumerate(results, 1):
         where = for_terminal(" · ".join(x for x in (r["heading"], r["location"]) if x))
         title, path = for_terminal(r["title"]), for_terminal(r["path"])
-        console.print(f"[bold]{n}. {escape(title)}[/bold]  [dim]{r['score']:.4f}[/dim]", highlight=False)
+        # The fused score means nothing to a person (the order says it); --json keeps it.
+        console.print(f"[bold]{n}. {escape(title)}[/bold]", highlight=False)
         kb = escape(for_terminal(r["kb_name"]))
         place = f"   [cyan]{escape(path)}[/cyan]  [dim]in {kb}" + (f" · {escape(where)}" if where else "") + "[/dim]"
         console.print(place, highlight=False)
@@ -81,7 +85,9 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--kb", help="Knowledge base name or id (repeatable); default all.")
         ] = None,
         limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=MAX_LIMIT, help="How many results.")] = 10,
-        mode: Annotated[str, typer.Option("--mode", help="hybrid, vector or keyword.")] = "hybrid",
+        mode: Annotated[
+            str, typer.Option("--mode", help="hybrid, keyword, or semantic (also called vector).")
+        ] = "hybrid",
         file_type: Annotated[
             list[str] | None, typer.Option("--type", help="Only these file types (md, pdf...).")
         ] = None,
@@ -125,7 +131,7 @@ def register(app: typer.Typer) -> None:
         if json_out:
             typer.echo(json.dumps(body))
         else:
-            _print_results(Console(), body["results"])
+            _print_results(Console(), body["results"], hidden=int(body.get("hidden", 0)))
 
 
 async def _search_here(
@@ -152,6 +158,6 @@ async def _search_here(
             mode=mode,  # type: ignore[arg-type]
             filters=SearchFilters(kb_ids=tuple(kb_ids), file_types=tuple(types), path_prefix=path),
         )
-        return {"results": [r.as_dict() for r in await service.search(runtime, Actor.system(), request)]}
+        return (await service.search_page(runtime, Actor.system(), request)).as_dict()
     finally:
         await runtime.close()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import time
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,7 +19,7 @@ from memex.kbs.access import Actor
 from memex.logging import query_fields
 from memex.runtime import Runtime
 from memex.search import store
-from memex.search.models import MAX_LIMIT, MODES, SearchRequest, SearchResult
+from memex.search.models import MAX_LIMIT, MODES, SearchPage, SearchRequest, SearchResult, mode_named
 from memex.search.query import ParsedQuery, glob_to_regex, parse_query, word_regex
 
 log = structlog.get_logger("memex.search")
@@ -38,8 +38,14 @@ def candidates_for(limit: int) -> int:
 
 
 async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list[SearchResult]:
-    """Hybrid, vector or keyword search over the KBs the actor may read."""
+    """Hybrid, vector or keyword search over the KBs the actor may read: the results alone."""
+    return (await search_page(runtime, actor, request)).results
+
+
+async def search_page(runtime: Runtime, actor: Actor, request: SearchRequest) -> SearchPage:
+    """Hybrid, vector or keyword search over the KBs the actor may read, one page of relevant results."""
     settings = runtime.settings
+    request = dataclasses.replace(request, mode=mode_named(request.mode))  # type: ignore[arg-type]
     if len(request.query) > settings.max_query_chars:
         raise QueryTooLong(
             f"the query is {len(request.query)} characters long; the limit is {settings.max_query_chars} (MEMEX_MAX_QUERY_CHARS)"
@@ -48,6 +54,8 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
         raise InvalidInput(f"unknown search mode {request.mode!r}: use one of {', '.join(MODES)}")
     if not 1 <= request.limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+    if request.offset < 0:
+        raise InvalidInput("offset must be 0 or more")
     f = request.filters
     if "\x00" in request.query or "\x00" in (f.path_prefix or "") or any("\x00" in t for t in f.file_types):
         raise InvalidInput("the query contains a NUL character; remove it and try again")
@@ -66,11 +74,12 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
         # every rollback, and these statements run on every search.
         database_started = time.perf_counter()
         async with runtime.engine.begin() as conn:
-            rows = await _run(runtime, conn, actor, request, parsed, embedding, clock)
+            found = await _run(runtime, conn, actor, request, parsed, embedding, clock)
         sql_seconds = time.perf_counter() - database_started - clock.waited
     finally:
         if embedding is not None and not embedding.done():
             embedding.cancel()
+    rows = found.rows
     runtime.metrics.searched(
         mode=request.mode,
         seconds=time.perf_counter() - started,
@@ -88,7 +97,7 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
         latency_ms=round((time.perf_counter() - started) * 1000, 2),
         **query_fields(settings, request.query),
     )
-    return [
+    results = [
         SearchResult(
             chunk_id=r.chunk_id,
             document_id=r.document_id,
@@ -104,6 +113,12 @@ async def search(runtime: Runtime, actor: Actor, request: SearchRequest) -> list
         )
         for r in rows
     ]
+    end = request.offset + len(results)
+    return SearchPage(
+        results=results,
+        hidden=found.pooled - found.relevant,
+        next_offset=end if results and end < found.relevant else None,
+    )
 
 
 async def _run(
@@ -114,7 +129,7 @@ async def _run(
     parsed: ParsedQuery,
     embedding: asyncio.Task[Vectors] | None,
     clock: _Clock,
-) -> list[sa.Row[tuple[object, ...]]]:
+) -> store.Found:
     if embedding is not None:
         embedding = await _for_stored_vectors(runtime, conn, embedding, parsed.search_text, clock)
     readable = {kb.id for kb in await kbs.list_for(conn, actor)}
@@ -124,7 +139,7 @@ async def _run(
         raise NotFound("knowledge base not found")
     kb_ids = sorted(wanted or readable)
     if not kb_ids:
-        return []
+        return store.Found(rows=[], pooled=0, relevant=0)
     f = request.filters
     filters = store.SqlFilters(
         kb_ids=kb_ids,
@@ -135,11 +150,14 @@ async def _run(
         file_globs=[glob_to_regex(g) for g in parsed.file_globs] or None,
         required=[word_regex(w) for w in parsed.required] or None,
         excluded=[word_regex(w) for w in parsed.excluded] or None,
+        document_id=request.document_id,
     )
     candidates = candidates_for(request.limit)
     ef_search = runtime.settings.hnsw_ef_search
     exact = request.exact
-    if request.mode != "keyword" and not exact:
+    if request.document_id is not None:
+        exact = True  # one document's chunks: an exact scan is small, and HNSW would find few of them
+    elif request.mode != "keyword" and not exact:
         mine, total = await store.searchable_chunks(conn, kb_ids=kb_ids)
         if mine < total:
             exact = mine <= EXACT_SEARCH_BELOW
@@ -154,6 +172,9 @@ async def _run(
         candidates=candidates,
         ef_search=ef_search,
         exact=exact,
+        offset=request.offset,
+        # Every passage holds a required word (`+word`), so none is unrelated.
+        min_similarity=runtime.settings.search_min_similarity if request.cutoff and not parsed.required else -2.0,
     )
 
 

@@ -21,6 +21,7 @@ MARK_END = "\x03"
 
 _CHUNK_FILTERS = {
     "kbs": "c.kb_id = ANY(:kb_ids)",
+    "document": "c.document_id = :document_id",
 }
 _DOCUMENT_FILTERS = {
     "file_types": "d.file_type = ANY(:file_types)",
@@ -43,10 +44,14 @@ class SqlFilters:
     file_globs: list[str] | None = None
     required: list[str] | None = None
     excluded: list[str] | None = None
+    document_id: uuid.UUID | None = None
 
     def where(self) -> tuple[str, dict[str, object]]:
         params: dict[str, object] = {"kb_ids": self.kb_ids}
         clauses = [_CHUNK_FILTERS["kbs"]]
+        if self.document_id is not None:
+            params["document_id"] = self.document_id
+            clauses.append(_CHUNK_FILTERS["document"])
         doc_clauses = []
         for name, fragment in _DOCUMENT_FILTERS.items():
             value = getattr(self, name)
@@ -129,24 +134,35 @@ kw AS (
   ) t
 )"""
 
-_FUSED = {
+# Every candidate with its fused score, its cosine similarity (when the vector list found it) and whether the
+# keyword list found it (it holds one of the query's words). A candidate is relevant when it holds a query word
+# or its similarity reaches :min_similarity: a query like "xyzzy qwertyuiop" then finds nothing rather than
+# the least unrelated passages. The page is cut from the relevant candidates, best first, ties by id, so the
+# same query, filters and limit always give the same order and pages neither repeat nor skip a result.
+_POOL = {
     "hybrid": """
-fused AS (
-  SELECT id, sum(1.0 / (:rrf_k + rank)) AS score
-  FROM (SELECT id, rank FROM vec UNION ALL SELECT id, rank FROM kw) r
-  GROUP BY id ORDER BY score DESC, id LIMIT :limit
+pool AS (
+  SELECT id, sum(1.0 / (:rrf_k + rank)) AS score, max(sim) AS sim, bool_or(kw) AS kw
+  FROM (SELECT id, rank, score AS sim, false AS kw FROM vec UNION ALL SELECT id, rank, NULL, true FROM kw) r
+  GROUP BY id
 )""",
-    "vector": "fused AS (SELECT id, score FROM vec ORDER BY rank LIMIT :limit)",
-    "keyword": "fused AS (SELECT id, score FROM kw ORDER BY rank LIMIT :limit)",
+    "vector": "pool AS (SELECT id, score, score AS sim, false AS kw FROM vec)",
+    "keyword": "pool AS (SELECT id, score, CAST(NULL AS float8) AS sim, true AS kw FROM kw)",
 }
+_FUSED = """,
+relevant AS (SELECT id, score FROM pool WHERE kw OR sim >= :min_similarity),
+fused AS (SELECT id, score FROM relevant ORDER BY score DESC, id LIMIT :limit OFFSET :offset)"""
 
+# One row even when the page is empty, carrying how many candidates there were and how many were relevant.
 _SELECT = """
-SELECT c.id AS chunk_id, c.document_id, c.kb_id, kb.name AS kb_name, d.title, d.source_path, c.heading, c.location,
-       c.text, f.score, {snippet} AS snippet
-FROM fused f
-JOIN chunks c ON c.id = f.id
-JOIN documents d ON d.id = c.document_id
-JOIN knowledge_bases kb ON kb.id = c.kb_id
+SELECT (SELECT count(*) FROM pool) AS pooled, (SELECT count(*) FROM relevant) AS relevant,
+       c.id AS chunk_id, c.document_id, c.kb_id, kb.name AS kb_name, d.title, d.source_path, c.heading,
+       c.location, c.text, f.score, {snippet} AS snippet
+FROM (SELECT 1) one
+LEFT JOIN fused f ON true
+LEFT JOIN chunks c ON c.id = f.id
+LEFT JOIN documents d ON d.id = c.document_id
+LEFT JOIN knowledge_bases kb ON kb.id = c.kb_id
 ORDER BY f.score DESC, c.id"""
 
 _HEADLINE = (
@@ -162,9 +178,18 @@ def search_sql(mode: Mode, where: str) -> str:
         ctes.append(_VECTOR_CTE.format(where=where))
     if mode in ("hybrid", "keyword"):
         ctes.append(_KEYWORD_CTE.format(where=where))
-    ctes.append(_FUSED[mode])
+    ctes.append(_POOL[mode])
     snippet = _HEADLINE if mode != "vector" else _PLAIN_SNIPPET
-    return "WITH " + ",".join(ctes) + _SELECT.format(snippet=snippet)
+    return "WITH " + ",".join(ctes) + _FUSED + _SELECT.format(snippet=snippet)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A page of result rows, how many candidates the lists gave, and how many of them were relevant."""
+
+    rows: list[sa.Row[tuple[object, ...]]]
+    pooled: int
+    relevant: int
 
 
 async def search(
@@ -179,7 +204,9 @@ async def search(
     ef_search: int,
     exact: bool = False,
     any_word: bool = True,
-) -> list[sa.Row[tuple[object, ...]]]:
+    offset: int = 0,
+    min_similarity: float = -1.0,
+) -> Found:
     """Run one search inside the caller's transaction (the planner settings below are local to it)."""
     where, params = filters.where()
     # The statement is prepared once it repeats, and a cached generic plan keeps the index scans it was built
@@ -197,13 +224,17 @@ async def search(
         "qvec": query_vector,
         "k": candidates,
         "limit": limit,
+        "offset": offset,
+        "min_similarity": min_similarity,
         "rrf_k": RRF_K,
         "any_word": any_word,
         "match_terms": MATCH_TERMS,
         "rerank_depth": max(RERANK_DEPTH, candidates),
     }
-    result = await conn.execute(sa.text(search_sql(mode, where)), params)
-    return list(result)
+    rows = list(await conn.execute(sa.text(search_sql(mode, where)), params))
+    return Found(
+        rows=[r for r in rows if r.chunk_id is not None], pooled=int(rows[0].pooled), relevant=int(rows[0].relevant)
+    )
 
 
 async def searchable_chunks(conn: AsyncConnection, *, kb_ids: list[uuid.UUID]) -> tuple[int, int]:

@@ -24,17 +24,26 @@ async def search(
         list[uuid.UUID] | None, Query(description="Knowledge base ids (repeatable); default all readable.")
     ] = None,
     limit: Annotated[int, Query(description=f"How many results, 1 to {MAX_LIMIT}.")] = 10,
-    mode: Annotated[str, Query(description="hybrid, vector or keyword.")] = "hybrid",
+    mode: Annotated[str, Query(description="hybrid, keyword, or vector (also called semantic).")] = "hybrid",
     type: Annotated[list[str] | None, Query(description="Only these file types (md, pdf...), repeatable.")] = None,
     path: Annotated[str | None, Query(description="Only documents whose path starts with this.")] = None,
-) -> dict[str, list[dict[str, object]]]:
+    offset: Annotated[int, Query(description="Results to skip, for the next page: the last answer's next_offset.")] = 0,
+    document: Annotated[uuid.UUID | None, Query(description="Only passages of this document.")] = None,
+    include_weak: Annotated[
+        bool, Query(description="Also return passages below the relevance cut-off (MEMEX_SEARCH_MIN_SIMILARITY).")
+    ] = False,
+) -> dict[str, object]:
     """Results best first: `{results: [{document_id, kb, kb_name, title, path, heading, location, text, snippet,
-    score}]}`. 400 for an over-long query (MEMEX_MAX_QUERY_CHARS), 404 for a KB the caller cannot read."""
+    score, chunk_id}], hidden, next_offset}`. `hidden` counts passages left out by the relevance cut-off;
+    `next_offset` is where the next page starts, or null. 400 for an over-long query (MEMEX_MAX_QUERY_CHARS),
+    404 for a KB the caller cannot read."""
     request = SearchRequest(
         query=q,
         limit=limit,
         mode=mode,  # type: ignore[arg-type]  # the service refuses unknown modes with a clear message
         filters=SearchFilters(kb_ids=tuple(kb or ()), file_types=tuple(type or ()), path_prefix=path or None),
+        offset=offset,
+        cutoff=not include_weak,
+        document_id=document,
     )
-    results = await service.search(runtime, actor, request)
-    return {"results": [r.as_dict() for r in results]}
+    return (await service.search_page(runtime, actor, request)).as_dict()
