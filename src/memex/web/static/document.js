@@ -18,7 +18,7 @@ function words(text) {
 }
 
 function markWhole(node) {
-  const mark = el("mark", { class: "passage" });
+  const mark = el("mark", { class: "passage-mark" });
   mark.append(...node.childNodes);
   node.append(mark);
   node.classList.add("passage-block");
@@ -77,7 +77,7 @@ function highlightRendered(root, passage) {
 
 function passageText(passage, wanted) {
   const text = el("p", { class: "doc-text", dataset: { chunk: String(passage.id) } });
-  if (passage.id === wanted) text.append(el("mark", { class: "passage" }, passage.text));
+  if (passage.id === wanted) text.append(el("mark", { class: "passage-mark" }, passage.text));
   else text.append(passage.text);
   return text;
 }
@@ -157,7 +157,7 @@ function render(data, wanted) {
   } else {
     renderPassages(body, data.passages, wanted);
   }
-  if (passage) target = body.querySelector("mark.passage") ? body.querySelector("mark.passage") : highlightRendered(body, passage);
+  if (passage) target = body.querySelector("mark.passage-mark") ? body.querySelector("mark.passage-mark") : highlightRendered(body, passage);
   body.hidden = !body.childNodes.length;
   const status = $("#doc-status");
   const where = passage ? [passage.heading, passage.location].filter(Boolean).join(" · ") : "";

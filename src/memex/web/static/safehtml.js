@@ -67,7 +67,9 @@ function copy(source, into, depth) {
       const level = Math.min(6, Number(heading[1]) + 1);
       copy(node, into.appendChild(el(`h${level}`, { class: "doc-heading" })), depth + 1);
     } else if (KEPT.has(tag)) {
-      const made = el(tag, attributesFor(tag, node));
+      const attributes = attributesFor(tag, node);
+      // A link whose target was refused is plain text, not a link that goes nowhere.
+      const made = el(tag === "a" && !attributes.href ? "span" : tag, attributes);
       into.append(tag === "table" ? el("div", { class: "table-wrap" }, made) : made);
       copy(node, made, depth + 1);
     } else {
