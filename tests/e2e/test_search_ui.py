@@ -50,6 +50,21 @@ returned to normal over the next hour. Nobody lost data, but many people could n
 </body></html>
 """
 
+# Ways past a sanitizer that checks strings rather than parsed URLs and elements.
+HOSTILE_FRAGMENTS = """
+<a href=" javascript:alert(1)">a</a> <a href="JaVaScRiPt:alert(1)">b</a> <a href="&#106;avascript:alert(1)">c</a>
+<a href="java&#x09;script:alert(1)">d</a> <a href="data:text/html,<script>alert(1)</script>">e</a>
+<a href="https://example.com/ok" onclick="x()" style="color: red">ok</a> <a href="/api/auth/logout">local</a>
+<svg><script>alert(1)</script><a href="javascript:alert(1)">in svg</a></svg><math><mi>in math</mi></math>
+<form action="/api/auth/logout" method="post"><button formaction="/x">Go</button><input value="v"></form>
+<div style="position: fixed" id="flash" class="alert">styled</div>
+<table><tr><td colspan="2" onmouseover="x()">cell</td></tr></table>
+<details open ontoggle="alert(1)"><summary>summary</summary>inside</details>
+<object data="x"></object><embed src="x"><base href="https://evil.example/">
+<meta http-equiv="refresh" content="0;url=https://evil.example/">
+<noscript><p>hidden</p></noscript><template><p>template</p></template>
+"""
+
 
 def note(n: int) -> bytes:
     return (
@@ -211,6 +226,27 @@ def test_a_result_opens_its_document_at_the_passage(page: Page, server: Server, 
     expect(body.get_by_role("link", name="the postmortem")).to_have_attribute("href", "https://example.com/postmortem")
     assert page.evaluate("window.pwned") is None
     screenshots(page, "document-html")
+    made = page.evaluate(
+        """async (source) => {
+            const { renderHtml } = await import("/static/safehtml.js");
+            const root = document.createElement("div");
+            root.append(renderHtml(source));
+            const all = [...root.querySelectorAll("*")];
+            return {
+                tags: [...new Set(all.map((e) => e.localName))],
+                links: [...root.querySelectorAll("[href]")].map((a) => a.getAttribute("href")),
+                attributes: [...new Set(all.flatMap((e) => e.getAttributeNames()))],
+                text: root.textContent,
+            };
+        }""",
+        HOSTILE_FRAGMENTS,
+    )
+    assert set(made["tags"]) <= {"a", "span", "div", "table", "tbody", "tr", "td"}, made["tags"]
+    assert made["links"] == ["https://example.com/ok"]
+    assert set(made["attributes"]) <= {"href", "target", "rel", "class", "colspan"}, made["attributes"]
+    assert "inside" in made["text"] and "cell" in made["text"]
+    for dropped in ("alert(1)", "hidden", "template", "in svg", "in math", "Go"):
+        assert dropped not in made["text"], dropped
 
     # A PDF: every page's text, the passage's page in view and the passage marked.
     rehearsed = next(p for p in pdf["passages"] if "rehearsed" in p["text"])
