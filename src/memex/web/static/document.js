@@ -164,7 +164,12 @@ function render(data, wanted) {
   if (!data.passages.length && data.source === null) status.textContent = emptyMessage(data.document);
   else if (Number.isFinite(wanted) && !passage) {
     status.textContent = "The passage you followed is no longer in this document; here is the document as it is now.";
-  } else if (passage) status.textContent = where ? `The passage is highlighted: ${where}.` : "The passage is highlighted.";
+  } else if (passage) {
+    // The passage itself when it was found in the rendered page, else the heading of its section.
+    if (!target) status.textContent = `The passage could not be pinpointed in the rendered document${where ? `; it is at ${where}` : ""}.`;
+    else if (target.classList.contains("passage-heading")) status.textContent = `The passage is in the highlighted section: ${where}.`;
+    else status.textContent = where ? `The passage is highlighted: ${where}.` : "The passage is highlighted.";
+  }
   else status.textContent = "";
   status.hidden = !status.textContent;
   if (target) {
