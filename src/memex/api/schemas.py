@@ -319,8 +319,8 @@ class DocumentTextOut(BaseModel):
         description="How to show it: Markdown or HTML rendered from `source`, a PDF page by page, or plain text."
     )
     source: str | None = Field(
-        description="The original text of a Markdown or HTML file, to render (sanitized); null for other formats, "
-        "files over 2 MiB and documents not indexed."
+        description="The original text of a Markdown or HTML file, as uploaded: sanitize it before rendering (the web "
+        "UI keeps only an allow-list of elements). Null for other formats, files over 2 MiB and documents not indexed."
     )
     passages: list[PassageOut] = Field(description="The stored chunks in reading order.")
 
