@@ -180,6 +180,59 @@ async def test_download_returns_the_original_bytes(api: httpx.AsyncClient, kb: u
     assert download.headers["content-disposition"].startswith('attachment; filename="sample.pdf"')
 
 
+async def test_text_gives_the_passages_and_the_source_to_render(
+    runtime: Runtime, api: httpx.AsyncClient, kb: uuid.UUID
+) -> None:
+    response = await api.post(f"/api/kbs/{kb}/documents", files=files("sample.md", "sample.pdf", "sample.txt"))
+    ids = {d["name"]: d["id"] for d in response.json()["documents"]}
+    await drain(runtime)
+
+    markdown = (await api.get(f"/api/documents/{ids['sample.md']}/text")).json()
+    assert markdown["format"] == "markdown"
+    assert markdown["source"] == (DATA / "sample.md").read_text()
+    assert markdown["document"]["id"] == ids["sample.md"] and markdown["kb"]["name"] == "team"
+    passages = markdown["passages"]
+    assert len(passages) == markdown["document"]["chunk_count"] > 1
+    assert [p["ordinal"] for p in passages] == list(range(len(passages)))
+    assert any(p["heading"].endswith("Key rotation") and "grace period" in p["text"] for p in passages), passages
+
+    # The passage ids are the chunk ids search results carry, so a result can point at its place in the document.
+    found = (await api.get("/api/search", params={"q": "grace period", "mode": "keyword", "kb": kb})).json()
+    hit = next(r for r in found["results"] if r["document_id"] == ids["sample.md"])
+    assert hit["chunk_id"] in {p["id"] for p in passages}
+
+    pdf = (await api.get(f"/api/documents/{ids['sample.pdf']}/text")).json()
+    assert pdf["format"] == "pdf" and pdf["source"] is None
+    assert pdf["passages"] and all(p["location"].startswith("page ") for p in pdf["passages"])
+    assert {p["location"] for p in pdf["passages"]} >= {"page 1", "page 2"}
+
+    text = (await api.get(f"/api/documents/{ids['sample.txt']}/text")).json()
+    assert text["format"] == "text" and text["source"] is None and text["passages"]
+
+
+async def test_text_of_an_unknown_or_unreadable_document_is_not_found(
+    make: Factory, api: httpx.AsyncClient, kb: uuid.UUID
+) -> None:
+    doc = await make.document(
+        await make.kb(await make.user(), name="theirs"), name="private.md", text="# Secret\n\nHidden words.\n"
+    )
+    for url in (f"/api/documents/{uuid.uuid4()}/text", f"/api/documents/{doc}/text"):
+        response = await api.get(url)
+        assert response.status_code == 404 and response.json() == {"detail": "document not found"}
+    assert (await api.get("/api/documents/not-an-id/text")).status_code == 422
+
+
+async def test_a_failed_document_is_not_rendered(runtime: Runtime, api: httpx.AsyncClient, kb: uuid.UUID) -> None:
+    # Front matter and nothing else: accepted, then failed for holding no text.
+    body = [("files", ("empty-body.md", b"---\ntitle: Nothing here\n---\n"))]
+    response = await api.post(f"/api/kbs/{kb}/documents", files=body)
+    doc_id = response.json()["documents"][0]["id"]
+    await drain(runtime)
+    text = (await api.get(f"/api/documents/{doc_id}/text")).json()
+    assert text["document"]["status"] == "failed"
+    assert (text["format"], text["source"], text["passages"]) == ("markdown", None, [])
+
+
 async def test_delete_removes_the_document_and_its_chunks(
     runtime: Runtime, api: httpx.AsyncClient, kb: uuid.UUID
 ) -> None:
@@ -218,7 +271,12 @@ async def test_access_follows_roles_and_scopes(
     async with runtime.engine.begin() as conn:
         await add_member(conn, kb_id=kb, user_id=viewer_user.id, role=Role.viewer, accepted=True)
 
-    for url in (f"/api/kbs/{kb}/documents", f"/api/documents/{doc_id}", f"/api/documents/{doc_id}/file"):
+    for url in (
+        f"/api/kbs/{kb}/documents",
+        f"/api/documents/{doc_id}",
+        f"/api/documents/{doc_id}/file",
+        f"/api/documents/{doc_id}/text",
+    ):
         assert (await stranger.get(url)).status_code == 404
         assert (await viewer.get(url)).status_code == 200
     assert (await api.get(f"/api/kbs/{team}/documents")).status_code == 404

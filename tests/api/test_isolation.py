@@ -190,6 +190,8 @@ async def test_another_user_can_neither_see_nor_touch_anything(
     make: Factory, app: FastAPI, runtime: Runtime, victim: Victim, bob: User
 ) -> None:
     _, key = await make.key(bob, scopes=["read", "write"])
+    # The document page's route hands out whole documents: make sure the sweep reaches it.
+    assert ("get", "/api/documents/{document_id}/text") in {(m, p) for m, p, _ in _operations(app)}
     for client in (await make.as_user(bob), make.client(key=key)):
         calls = await _sweep(client, app, victim, bob)
         assert calls > 50  # the sweep really ran over the routes
@@ -222,7 +224,7 @@ async def test_search_finds_nothing_of_another_user(make: Factory, victim: Victi
     attacker = await make.as_user(bob)
     for mode in ("hybrid", "keyword", "vector"):
         response = await attacker.get("/api/search", params={"q": victim.word, "mode": mode})
-        assert response.status_code == 200 and response.json() == {"results": []}
+        assert response.status_code == 200 and response.json() == {"results": [], "hidden": 0, "next_offset": None}
     aimed = await attacker.get("/api/search", params={"q": victim.word, "kb": str(victim.kb.id)})
     assert aimed.status_code == 404 and aimed.json() == {"detail": "knowledge base not found"}
 
@@ -276,6 +278,8 @@ async def test_viewers_and_editors_stay_within_their_role(make: Factory, victim:
     await make.share(victim.kb, bob, Role.viewer)
     viewer = await make.as_user(bob)
     assert (await viewer.get(f"/api/documents/{victim.document_ids[0]}")).status_code == 200
+    text = await viewer.get(f"/api/documents/{victim.document_ids[0]}/text")
+    assert text.status_code == 200 and victim.word in text.json()["source"]
     assert (
         await viewer.post(f"/api/kbs/{victim.kb.id}/documents", files={"files": ("x.md", b"# X\n")})
     ).status_code == 403

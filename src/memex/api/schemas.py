@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from memex.accounts.models import ApiKey, User
-from memex.documents.models import Document
+from memex.documents.models import Document, DocumentText, Passage, TextFormat
 from memex.documents.service import MAX_NAME_CHARS
 from memex.kbs.models import Invitation, KbListing, KbOwnership, Member
 
@@ -292,6 +292,47 @@ class DocumentOut(BaseModel):
 
 class DocumentsOut(BaseModel):
     documents: list[DocumentOut]
+
+
+class PassageOut(BaseModel):
+    id: int = Field(description="The chunk's id: what search results and citations call chunk_id.")
+    ordinal: int = Field(description="Its place in the document, from 0.")
+    heading: str = Field(description="The headings it sits under, joined by ' › '.")
+    location: str = Field(description="Where it is in the file: 'page 3', 'line 12', 'element p[4]'…")
+    text: str
+
+    @classmethod
+    def of(cls, passage: Passage) -> PassageOut:
+        return cls(
+            id=passage.id,
+            ordinal=passage.ordinal,
+            heading=passage.heading,
+            location=passage.location,
+            text=passage.text,
+        )
+
+
+class DocumentTextOut(BaseModel):
+    document: DocumentOut
+    kb: KbOut
+    format: TextFormat = Field(
+        description="How to show it: Markdown or HTML rendered from `source`, a PDF page by page, or plain text."
+    )
+    source: str | None = Field(
+        description="The original text of a Markdown or HTML file, as uploaded: sanitize it before rendering (the web "
+        "UI keeps only an allow-list of elements). Null for other formats, files over 2 MiB and documents not indexed."
+    )
+    passages: list[PassageOut] = Field(description="The stored chunks in reading order.")
+
+    @classmethod
+    def of(cls, text: DocumentText) -> DocumentTextOut:
+        return cls(
+            document=DocumentOut.of(text.document),
+            kb=KbOut.of(text.kb),
+            format=text.format,
+            source=text.source,
+            passages=[PassageOut.of(p) for p in text.passages],
+        )
 
 
 class AcceptedOut(BaseModel):

@@ -20,7 +20,7 @@ from memex import jobs
 from memex.audit import service as audit
 from memex.audit.models import Action
 from memex.documents import store
-from memex.documents.models import Document
+from memex.documents.models import Document, DocumentText, TextFormat
 from memex.errors import Conflict, InvalidInput, NotFound, UnsupportedFileType
 from memex.ingest import detect, pipeline
 from memex.ingest.parsers import SUPPORTED_EXTENSIONS, extension_of, mime_for
@@ -28,13 +28,17 @@ from memex.ingest.pipeline import MAX_REASON_CHARS, PENDING
 from memex.ingest.prepare import file_type
 from memex.jobs import batching, fairness
 from memex.kbs.access import Actor, Role, kb_filter, scope_for
-from memex.kbs.service import require_kb
+from memex.kbs.service import get_kb, require_kb
 from memex.runtime import Runtime
 
 log = structlog.get_logger("memex.ingest")
 _INTERRUPTED = "the batch this document was indexed with failed; it will be tried again on its own"
 
 MAX_NAME_CHARS = 1024
+# Formats the document page renders from the original text; every other format is shown as its passages' text.
+_RENDERED: dict[str, TextFormat] = {"md": "markdown", "markdown": "markdown", "html": "html", "htm": "html"}
+# Past this the page shows the passages instead: rendering megabytes of markup in a browser tab helps nobody.
+MAX_RENDERED_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,21 @@ async def original(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) 
     if data is None:
         raise NotFound("the original file is gone")
     return doc, data
+
+
+async def text(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) -> DocumentText:
+    """A document with its KB, its passages in reading order, and its original text where the page renders it."""
+    doc = await _document(conn, actor, document_id, Role.viewer)
+    kb = await get_kb(conn, actor, doc.kb_id)
+    passages = await store.passages_of(conn, document_id=doc.id)
+    shown_as: TextFormat = "pdf" if doc.file_type == "pdf" else _RENDERED.get(doc.file_type, "text")
+    source = None
+    # Only a file that was read as text is rendered: a failed one may be binary bytes under a .md name.
+    if shown_as in ("markdown", "html") and doc.status == "indexed" and doc.size <= MAX_RENDERED_BYTES:
+        data = await store.blob(conn, sha256=doc.sha256)
+        if data is not None:
+            source = detect.decode_text(data).replace("\x00", "")
+    return DocumentText(document=doc, kb=kb, format=shown_as, source=source, passages=passages)
 
 
 async def delete(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) -> None:

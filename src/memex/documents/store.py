@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from memex.documents.models import Document, StoredFile
+from memex.documents.models import Document, Passage, StoredFile
 from memex.embeddings import store as embedding_store
 from memex.embeddings.base import Vectors, vector_literal
 from memex.ingest.chunking import Chunk
@@ -303,3 +303,12 @@ async def chunks_of(conn: AsyncConnection, *, document_id: uuid.UUID) -> list[tu
         sa.text("SELECT heading, text FROM chunks WHERE document_id = :id ORDER BY ordinal"), {"id": document_id}
     )
     return [(r.heading, r.text) for r in rows]
+
+
+async def passages_of(conn: AsyncConnection, *, document_id: uuid.UUID) -> list[Passage]:
+    """A document's chunks in reading order, with their ids and locations."""
+    rows = await conn.execute(
+        sa.text("SELECT id, ordinal, heading, location, text FROM chunks WHERE document_id = :id ORDER BY ordinal"),
+        {"id": document_id},
+    )
+    return [Passage(id=r.id, ordinal=r.ordinal, heading=r.heading, location=r.location, text=r.text) for r in rows]

@@ -15,6 +15,7 @@ from memex.api.schemas import (
     AcceptedOut,
     DocumentOut,
     DocumentsOut,
+    DocumentTextOut,
     RenameIn,
     UploadOut,
     WrittenOut,
@@ -88,6 +89,13 @@ async def list_documents(
 @router.get("/documents/{document_id}", response_model=DocumentOut)
 async def get_document(document_id: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> DocumentOut:
     return DocumentOut.of(await service.get(conn, actor, document_id))
+
+
+@router.get("/documents/{document_id}/text", response_model=DocumentTextOut)
+async def document_text(document_id: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> DocumentTextOut:
+    """The document as the document page shows it: its KB, its passages in reading order (ids, headings,
+    locations, text) and, for Markdown and HTML, the original text to render."""
+    return DocumentTextOut.of(await service.text(conn, actor, document_id))
 
 
 @router.patch("/documents/{document_id}", response_model=DocumentOut | WrittenOut)

@@ -109,6 +109,11 @@ async def kb_page(request: Request, kb_id: str) -> HTMLResponse:
     return _page(request, "kb.html", title="Knowledge base", nav="kbs", kb_id=kb_id)
 
 
+@router.get("/documents/{document_id}", response_class=HTMLResponse)
+async def document_page(request: Request, document_id: str) -> HTMLResponse:
+    return _page(request, "document.html", title="Document", nav="search", document_id=document_id)
+
+
 @router.get("/keys", response_class=HTMLResponse)
 async def keys_page(request: Request) -> HTMLResponse:
     return _page(request, "keys.html", title="API keys", nav="keys")
