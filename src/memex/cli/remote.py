@@ -156,7 +156,9 @@ class RemoteClient:
         from memex.ingest.parsers import mime_for
 
         files = [("files", (name, data, mime_for(name)))]
-        body = (await self._call("POST", f"/api/kbs/{kb_id}/documents", files=files)).json()
+        # A folder may hold two copies of a file, and `memex index` keeps both: so does the server, asked to.
+        url = f"/api/kbs/{kb_id}/documents"
+        body = (await self._call("POST", url, files=files, params={"duplicates": "keep"})).json()
         return dict(body["documents"][0])
 
     async def rename(self, document_id: str, *, name: str) -> None:
