@@ -65,6 +65,7 @@ class Rejected:
 
     name: str
     error: MemexError
+    position: int  # where the file was in the upload: reasons are listed in the order the files were sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +99,17 @@ async def upload(
     rejected: list[Rejected] = []
     # The last of several files with one name wins, as it would on disk.
     files: dict[str, bytes] = {}
+    positions: dict[str, int] = {}
     accepted = accepted_extensions(runtime.settings.allowed_file_types)
-    for f in received:
+    for position, f in enumerate(received):
         try:
             name = clean_name(f.name)
             check_file(name, f.data, accepted)
         except MemexError as exc:
-            rejected.append(Rejected(name=f.name[:MAX_SHOWN_NAME], error=exc))
+            rejected.append(Rejected(name=f.name[:MAX_SHOWN_NAME], error=exc, position=position))
             continue
         files[name] = f.data
+        positions[name] = position
 
     documents: list[Document] = []
     queued: list[uuid.UUID] = []
@@ -123,7 +126,7 @@ async def upload(
             if actor.can_read and not keep_duplicates:
                 twin = await store.find_copy(conn, kb_id=kb_id, sha256=sha, other_than=name)
                 if twin is not None:
-                    rejected.append(Rejected(name=name, error=Conflict(_duplicate(twin))))
+                    rejected.append(Rejected(name=name, error=Conflict(_duplicate(twin)), position=positions[name]))
                     continue
             document_id = await store.put_document(
                 conn,
@@ -149,6 +152,7 @@ async def upload(
             found = await store.find_by_path(conn, kb_id=kb_id, source_path=name)
             assert found is not None
             documents.append(found)
+        rejected.sort(key=lambda r: r.position)
         if not documents:
             # Nothing was written, so leaving here (rolling back) changes nothing.
             raise _all_rejected(rejected)
