@@ -14,7 +14,7 @@ from procrastinate import RetryStrategy
 from memex.accounts.models import User
 from memex.jobs.app import build_app, run_worker
 from memex.runtime import Runtime
-from tests.api.test_documents import drain, files, key_client
+from tests.api.test_documents import client_with, drain, files, key_client
 from tests.conftest import DATA
 from tests.factories import Factory
 
@@ -192,3 +192,13 @@ async def test_a_large_file_shows_its_progress_while_it_is_indexed(
     assert {t for _, t in seen} == {total}
     assert any(0 < d < total for d, _ in seen), seen
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+async def test_the_upload_boxes_offer_the_accepted_types(
+    runtime: Runtime, make: Factory, alice: User, kb: uuid.UUID
+) -> None:
+    async for api in client_with(runtime, make, alice, allowed_file_types=[".pdf", "md"], max_upload_mb=5):
+        for path in (f"/kbs/{kb}", "/"):
+            page = (await api.get(path)).text
+            assert 'accept=".md,.pdf" data-max-mb="5"' in page, path
+            assert "Markdown, PDF — several at once, up to 5 MiB each." in page, path
