@@ -264,13 +264,17 @@ def test_an_upload_lists_each_rejected_file_and_a_large_file_shows_its_progress(
     }
     for name, data in picked.items():
         (tmp_path / name).write_bytes(data)
-    page.locator("#file-input").set_input_files([tmp_path / name for name in picked])
+    # Past the server's limit (MEMEX_MAX_UPLOAD_MB, 25 by default): the page says so without sending it.
+    with (tmp_path / "huge.txt").open("wb") as huge:
+        huge.truncate(26 * 1024 * 1024)
+    page.locator("#file-input").set_input_files([tmp_path / "huge.txt", *(tmp_path / name for name in picked)])
 
     expect(page.locator("#upload-status")).to_have_text("3 files accepted.")
     rejected = page.locator("#upload-rejected")
-    expect(rejected.locator("p")).to_have_text("These 3 files were not added:")
+    expect(rejected.locator("p")).to_have_text("These 4 files were not added:")
     expect(rejected.locator("li")).to_have_text(
         [
+            "huge.txt: the file is larger than the upload limit of 25 MiB.",
             "notes copy.md: the same content is already in this knowledge base as 'notes.md'.",
             re.compile(r"^photo\.png: file type \.png is not accepted; accepted types: \.docx, .*\.txt\.$"),
             "empty.md: the file is empty.",

@@ -90,7 +90,10 @@ export async function uploadFiles(kbId, files, input) {
   }
   // Nothing got through and no file has a reason of its own: one message says it better than one per file.
   if (failure && !accepted.length && !rejected.length) throw failure;
-  return { accepted, rejected: rejected.concat(failedFiles) };
+  // Listed in the order the files were picked, wherever their reason came from.
+  const order = new Map(files.map((file, i) => [file.name, i]).reverse());
+  const place = (r) => (order.has(r.name) ? order.get(r.name) : files.length);
+  return { accepted, rejected: rejected.concat(failedFiles).sort((a, b) => place(a) - place(b)) };
 }
 
 /** List the rejected files in `region` (an alert), each with its reason; hide it when there are none. */
