@@ -1,4 +1,6 @@
-"""Documents over HTTP: upload → job → indexed or failed, size and type limits, download, delete, access."""
+"""Documents over HTTP: upload → job → indexed or failed, size and type limits, download, delete, access.
+
+Batches with rejected files, copies, retries and progress: test_upload_batches.py."""
 
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ async def test_a_relative_path_is_kept_as_the_name(api: httpx.AsyncClient, kb: u
     assert "invalid file name" in response.json()["detail"]
 
 
-async def test_corrupt_file_fails_with_its_reason_and_can_be_retried(
+async def test_corrupt_file_fails_with_its_reason_and_a_retry_says_why_it_would_fail_again(
     runtime: Runtime, api: httpx.AsyncClient, kb: uuid.UUID
 ) -> None:
     response = await api.post(f"/api/kbs/{kb}/documents", files=files("corrupt.pdf"))
@@ -94,11 +96,14 @@ async def test_corrupt_file_fails_with_its_reason_and_can_be_retried(
     failed = (await api.get(f"/api/documents/{doc_id}")).json()
     assert failed["status"] == "failed"
     assert failed["error"] == "corrupt PDF: not a valid PDF structure (damaged or truncated file)"
+    assert failed["retryable"] is False
 
     retried = await api.post(f"/api/documents/{doc_id}/retry")
-    assert retried.status_code == 202
-    assert (retried.json()["status"], retried.json()["error"]) == ("queued", None)
-    await drain(runtime)
+    assert retried.status_code == 409
+    assert retried.json()["detail"] == (
+        "corrupt.pdf cannot be indexed as it is (corrupt PDF: not a valid PDF structure (damaged or truncated file)), "
+        "so trying again would fail the same way: upload a repaired copy under the same name to replace it"
+    )
     assert (await api.get(f"/api/documents/{doc_id}")).json()["status"] == "failed"
 
     good = await api.post(f"/api/kbs/{kb}/documents", files=files("sample.md"))
@@ -144,21 +149,29 @@ async def test_oversized_upload_is_refused_while_streaming(
 @pytest.mark.parametrize(
     ("name", "data", "detail"),
     [
-        ("photo.png", b"\x89PNG\r\n\x1a\n", "photo.png: file type .png is not accepted; accepted types: "),
-        ("noise.md", (DATA / "binary.md").read_bytes(), "noise.md: binary content where .md text was expected"),
-        ("fake.pdf", b"just some text\n", "fake.pdf: the content is not a PDF file (no %PDF- header)"),
-        ("fake.docx", b"just some text\n", "fake.docx: the content is not a DOCX file (not a ZIP archive)"),
+        ("photo.png", b"\x89PNG\r\n\x1a\n", "file type .png is not accepted; accepted types: "),
+        ("noise.md", (DATA / "binary.md").read_bytes(), "binary content where .md text was expected"),
+        ("fake.pdf", b"just some text\n", "the content is not a PDF file (no %PDF- header)"),
+        ("fake.docx", b"just some text\n", "the content is not a DOCX file (not a ZIP archive)"),
     ],
 )
 async def test_wrong_type_or_content_is_refused(
     runtime: Runtime, api: httpx.AsyncClient, kb: uuid.UUID, name: str, data: bytes, detail: str
 ) -> None:
+    alone = await api.post(f"/api/kbs/{kb}/documents", files=[("files", (name, data))])
+    assert alone.status_code == 415
+    assert alone.json()["detail"].startswith(f"{name}: {detail}")
+    assert (await api.get(f"/api/kbs/{kb}/documents")).json()["documents"] == []
+
+    # Beside a good file, the bad one is rejected on its own and the good one accepted.
     body = [("files", ("fine.md", b"# Fine\n\nok\n")), ("files", (name, data))]
     response = await api.post(f"/api/kbs/{kb}/documents", files=body)
-    assert response.status_code == 415
-    assert response.json()["detail"].startswith(detail)
-    # One bad file refuses the whole upload.
-    assert (await api.get(f"/api/kbs/{kb}/documents")).json()["documents"] == []
+    assert response.status_code == 202
+    assert [d["name"] for d in response.json()["documents"]] == ["fine.md"]
+    [rejected] = response.json()["rejected"]
+    assert rejected["name"] == name and rejected["reason"].startswith(detail)
+    listed = (await api.get(f"/api/kbs/{kb}/documents")).json()["documents"]
+    assert [d["name"] for d in listed] == ["fine.md"]
 
 
 async def test_allowed_file_types_narrow_the_accepted_types(
@@ -254,7 +267,7 @@ async def test_rename_keeps_the_chunks(runtime: Runtime, api: httpx.AsyncClient,
     renamed = await api.patch(f"/api/documents/{doc_id}", json={"name": "moved/sample.md"})
     assert renamed.status_code == 200
     assert (renamed.json()["name"], renamed.json()["status"]) == ("moved/sample.md", "indexed")
-    await api.post(f"/api/kbs/{kb}/documents", files=files("sample.md"))
+    await api.post(f"/api/kbs/{kb}/documents", files=[("files", ("sample.md", b"# Another\n\nnot the same\n"))])
     clash = await api.patch(f"/api/documents/{doc_id}", json={"name": "sample.md"})
     assert clash.status_code == 409
 

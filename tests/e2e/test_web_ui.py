@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, screenshots
 
 pytestmark = pytest.mark.slow
 
@@ -223,3 +223,74 @@ def test_invitations_can_be_declined_admins_see_owners_and_names_lose_bidi_overr
     expect(page.locator("#invitations")).to_be_hidden()
     expect(page.locator("#kb-table tbody tr")).to_have_count(1)
     expect(page.locator("#kb-table tbody tr")).to_contain_text("Personal")
+
+
+def test_an_upload_lists_each_rejected_file_and_a_large_file_shows_its_progress(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    log_in(page, server.admin_email, server.admin_password)
+    page.get_by_role("link", name="Knowledge bases").click()
+    expect(page.locator("#kb-table tbody tr").first).to_be_visible()  # the page's script is running
+    page.get_by_label("Name").fill("Uploads")
+    page.get_by_label("Name").press("Enter")
+    expect(page).to_have_url(re.compile(r"/kbs/[0-9a-f-]{36}$"))
+    expect(page.locator("#upload")).to_be_visible()
+    # The picker offers the types the server accepts (all of them, by default).
+    accept = page.locator("#file-input").get_attribute("accept") or ""
+    assert set(accept.split(",")) == {
+        ".md",
+        ".markdown",
+        ".txt",
+        ".text",
+        ".pdf",
+        ".docx",
+        ".html",
+        ".htm",
+        ".json",
+        ".rst",
+        ".org",
+    }
+    expect(page.locator("#upload")).to_contain_text("Markdown, text, PDF, Word, HTML, JSON, reStructuredText, Org")
+
+    # More than one embedding call's worth of chunks, so that its row shows how far it got.
+    sections = "".join(f"## Part {i}\n\nStep {i} of the quorbit procedure.\n\n" for i in range(400))
+    picked = {
+        "manual.md": f"# Manual\n\n{sections}".encode(),
+        "notes.md": b"# Notes\n\nThe quorbit schedule runs on Tuesdays.\n",
+        "notes copy.md": b"# Notes\n\nThe quorbit schedule runs on Tuesdays.\n",
+        "photo.png": b"\x89PNG\r\n\x1a\n",
+        "empty.md": b"\n",
+        "corrupt.pdf": (DATA / "corrupt.pdf").read_bytes(),
+    }
+    for name, data in picked.items():
+        (tmp_path / name).write_bytes(data)
+    # Past the server's limit (MEMEX_MAX_UPLOAD_MB, 25 by default): the page says so without sending it.
+    with (tmp_path / "huge.txt").open("wb") as huge:
+        huge.truncate(26 * 1024 * 1024)
+    page.locator("#file-input").set_input_files([tmp_path / "huge.txt", *(tmp_path / name for name in picked)])
+
+    expect(page.locator("#upload-status")).to_have_text("3 files accepted.")
+    rejected = page.locator("#upload-rejected")
+    expect(rejected.locator("p")).to_have_text("These 4 files were not added:")
+    expect(rejected.locator("li")).to_have_text(
+        [
+            "huge.txt: the file is larger than the upload limit of 25 MiB.",
+            "notes copy.md: the same content is already in this knowledge base as 'notes.md'.",
+            re.compile(r"^photo\.png: file type \.png is not accepted; accepted types: \.docx, .*\.txt\.$"),
+            "empty.md: the file is empty.",
+        ]
+    )
+    rows = page.locator("#docs-table tbody tr")
+    manual = rows.filter(has_text="manual.md")
+    expect(manual.locator(".progress")).to_contain_text(re.compile(r"^\d+ of \d+ chunks$"), timeout=INDEXING_MS)
+    screenshots(page, "kb-upload-rejected-and-progress")
+
+    # A file that cannot be read says why, and offers no retry that would fail the same way.
+    corrupt = rows.filter(has_text="corrupt")
+    expect(corrupt.locator(".status .badge")).to_have_text("failed", timeout=INDEXING_MS)
+    expect(corrupt).to_contain_text("corrupt PDF: not a valid PDF structure (damaged or truncated file)")
+    expect(corrupt).to_contain_text("Trying again would fail the same way: upload a repaired copy")
+    expect(corrupt.get_by_role("button", name=re.compile("^Retry"))).to_have_count(0)
+    expect(manual.locator(".status .badge")).to_have_text("indexed", timeout=INDEXING_MS)
+    expect(manual.locator(".progress")).to_have_count(0)
+    screenshots(page, "kb-upload-failed")

@@ -250,6 +250,18 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
 # --- documents -------------------------------------------------------------------------------------------
 
 
+class ProgressOut(BaseModel):
+    done: int = Field(description="Chunks embedded so far.")
+    total: int = Field(description="Chunks the file was split into.")
+    unit: Literal["chunks"] = "chunks"
+
+    @classmethod
+    def of(cls, doc: Document) -> ProgressOut | None:
+        if doc.status != "indexing" or doc.progress_done is None or doc.progress_total is None:
+            return None
+        return cls(done=doc.progress_done, total=doc.progress_total)
+
+
 class DocumentOut(BaseModel):
     id: uuid.UUID
     kb: uuid.UUID
@@ -262,6 +274,12 @@ class DocumentOut(BaseModel):
     size: int
     status: str = Field(description="queued, indexing, indexed or failed.")
     error: str | None = Field(description="Why ingestion failed (or why an attempt failed while it is retried).")
+    retryable: bool = Field(
+        description="False when the file itself is why it failed (corrupt, encrypted, no text): a retry is refused."
+    )
+    progress: ProgressOut | None = Field(
+        description="While a large file is being indexed: how many of its chunks are embedded so far."
+    )
     chunk_count: int
     modified_at: datetime | None
     created_at: datetime
@@ -282,6 +300,8 @@ class DocumentOut(BaseModel):
             size=doc.size,
             status=doc.status,
             error=doc.error,
+            retryable=doc.retryable,
+            progress=ProgressOut.of(doc),
             chunk_count=doc.chunk_count,
             modified_at=doc.modified_at,
             created_at=doc.created_at,
@@ -352,8 +372,16 @@ class WrittenOut(BaseModel):
         return cls(id=doc.id, status=doc.status)
 
 
+class RejectedOut(BaseModel):
+    name: str = Field(description="The name the file was sent under.")
+    reason: str = Field(description="Why it was not accepted, as a sentence for people.")
+
+
 class UploadOut(BaseModel):
-    documents: list[AcceptedOut]
+    documents: list[AcceptedOut] = Field(description="The files accepted: queued, or unchanged and already there.")
+    rejected: list[RejectedOut] = Field(
+        description="The files not accepted, each with its reason; nothing of theirs was stored."
+    )
 
 
 class RenameIn(BaseModel):

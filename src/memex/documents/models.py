@@ -30,6 +30,9 @@ class Document:
     created_at: datetime
     updated_at: datetime
     indexed_at: datetime | None
+    progress_done: int | None
+    progress_total: int | None
+    retryable: bool
 
     @classmethod
     def from_row(cls, row: Any) -> Document:

@@ -2,7 +2,7 @@
 
 import { api, items } from "./api.js";
 import { flash, run, start } from "./layout.js";
-import { acceptFiles, plural, uploadFiles } from "./uploads.js";
+import { acceptFiles, plural, showRejected, uploadFiles } from "./uploads.js";
 import { $, badge, busy, clearError, confirmAction, el, fillTable, formatBytes, kbLabels, refocus, showError, shown, timeElement } from "./ui.js";
 
 const kbId = document.body.dataset.kbId;
@@ -28,12 +28,17 @@ function documentRow(doc) {
   const status = el("td", { class: "status" }, badge(doc.status, STATUS_KIND[doc.status] || ""));
   if (doc.status === "failed" && doc.error) status.append(el("div", { class: "error-text small" }, doc.error));
   else if (doc.error) status.append(el("div", { class: "muted small" }, `Retrying after: ${doc.error}`));
+  if (doc.status === "failed" && doc.retryable === false) {
+    // The file itself is the problem: say so, rather than offer a retry that would fail the same way.
+    status.append(el("div", { class: "muted small" }, "Trying again would fail the same way: upload a repaired copy under the same name to replace it."));
+  }
+  if (doc.progress) status.append(progressOf(doc.progress, name));
   const actions = el(
     "td",
     { class: "row-actions" },
     el("a", { class: "button secondary small", href: fileUrl, download: file.split("/").pop(), "aria-label": `Download ${name}` }, "Download"),
   );
-  if (canWrite && doc.status === "failed") {
+  if (canWrite && doc.status === "failed" && doc.retryable !== false) {
     actions.append(el("button", { type: "button", class: "button secondary small", onclick: (e) => retry(doc, e.currentTarget), "aria-label": `Retry ${name}` }, "Retry"));
   }
   if (canWrite) {
@@ -50,12 +55,23 @@ function documentRow(doc) {
   );
 }
 
+/** How far indexing got: "120 of 300 chunks", with a bar. */
+function progressOf(progress, name) {
+  const label = `${progress.done} of ${progress.total} ${progress.unit || "chunks"}`;
+  return el(
+    "div",
+    { class: "progress muted small" },
+    el("progress", { max: progress.total, value: progress.done, "aria-label": `Indexing ${name}: ${label}` }),
+    el("span", {}, label),
+  );
+}
+
 /** Rows are replaced only when their document changed, so focus survives the polling. */
 function renderDocuments(docs) {
   const table = $("#docs-table");
   const previous = new Map([...table.tBodies[0].rows].map((row) => [row.dataset.id, row]));
   const rows = docs.map((doc) => {
-    const signature = JSON.stringify([doc.status, doc.error, doc.title, doc.size, doc.updated_at, canWrite]);
+    const signature = JSON.stringify([doc.status, doc.error, doc.retryable, doc.progress, doc.title, doc.size, doc.updated_at, canWrite]);
     const old = previous.get(String(doc.id));
     if (old && old.dataset.signature === signature) return old;
     const row = documentRow(doc);
@@ -87,10 +103,12 @@ async function upload(files) {
   const error = $("#upload-error");
   const status = $("#upload-status");
   clearError(error);
+  showRejected($("#upload-rejected"), []);
   status.textContent = `Uploading ${plural(files.length, "file")}…`;
   try {
-    const accepted = await uploadFiles(kbId, files);
-    status.textContent = `${plural(accepted.length, "file")} accepted.`;
+    const { accepted, rejected } = await uploadFiles(kbId, files, $("#file-input"));
+    status.textContent = accepted.length ? `${plural(accepted.length, "file")} accepted.` : "No file was added.";
+    showRejected($("#upload-rejected"), rejected);
   } catch (err) {
     status.textContent = "";
     showError(error, err);
