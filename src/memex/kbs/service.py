@@ -250,7 +250,9 @@ async def unshare(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, user_id
     )
 
 
-async def change_role(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> Member:
+async def change_role(
+    conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, user_id: uuid.UUID, *, role: Role
+) -> Member:
     """Make a member a viewer or an editor (owner or admin); an invitation not yet accepted is not a member yet."""
     kb = await require_kb(conn, actor, kb_id, Role.owner)
     if role not in SHARE_ROLES:

@@ -78,7 +78,7 @@ async def change_role(
     kb: uuid.UUID, user_id: uuid.UUID, body: MemberPatch, actor: CurrentActor, conn: ConnDep
 ) -> MemberOut:
     """Make a member a viewer or an editor (owner or admin); the owner's role stays."""
-    return MemberOut.of(await service.change_role(conn, actor, kb, user_id, Role[body.role]))
+    return MemberOut.of(await service.change_role(conn, actor, kb, user_id, role=Role[body.role]))
 
 
 @router.get("/share-suggestions", tags=["knowledge bases"])
