@@ -143,7 +143,9 @@ def test_empty_states_say_what_to_do(page: Page, server: Server) -> None:
 
     # A question the server refuses before answering comes back to the box, with the reason.
     ask(page, "why " * 300)
-    expect(page.locator("#composer-error")).to_contain_text("the message is 1199 characters long")
+    expect(page.locator("#composer-error")).to_have_text(
+        "The message is 1199 characters long; the limit is 1000: shorten it and ask again."
+    )
     expect(box).to_have_value(("why " * 300).strip())
     expect(page.locator("#messages .message")).to_have_count(0)
 

@@ -63,7 +63,7 @@ def test_pages_need_a_login_and_show_the_api_error(page: Page, server: Server) -
     page.get_by_label("Email").fill(server.admin_email)
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("alert")).to_have_text("invalid email or password")
+    expect(page.get_by_role("alert")).to_have_text("Invalid email or password.")
     page.get_by_label("Password").fill(server.admin_password)
     page.get_by_label("Password").press("Enter")
     expect(page).to_have_url(f"{server.url}/keys")

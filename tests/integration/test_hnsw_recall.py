@@ -76,7 +76,7 @@ async def _top(runtime: Runtime, kb_id: uuid.UUID, queries: np.ndarray, **how: o
                 limit=LIMIT,
                 **how,  # type: ignore[arg-type]
             )
-            found.append({int(r.chunk_id) for r in rows})
+            found.append({int(r.chunk_id) for r in rows.rows})
     return found
 
 

@@ -378,6 +378,12 @@ def test_html_drops_scripts_styles_and_page_chrome() -> None:
     assert "Home" not in document.text
 
 
+def test_html_locations_are_words_for_people() -> None:
+    page = b"<html><body><p>Intro before any heading.</p><h2>Setup</h2><p>Install it.</p><h3>Proxy</h3><p>Set it.</p>"
+    document = parse_bytes(page, "page.html")
+    assert locations(document) == ["top of the page", "section 1", "section 2"]
+
+
 def test_html_heading_aware_sections() -> None:
     document = parse_sample("sample.html")
     assert headings(document) == [
@@ -387,7 +393,7 @@ def test_html_heading_aware_sections() -> None:
         ("Operations", "Backup restore"),
         ("Operations", "Unicode"),
     ]
-    assert locations(document) == ["element h1[1]", "element h2[1]", "element h3[1]", "element h2[2]", "element h2[3]"]
+    assert locations(document) == ["section 1", "section 2", "section 3", "section 4", "section 5"]
     sections = document.sections
     assert sections[0].text == "This page describes routine operations."
     assert sections[1].text == "Keys are rotated every 90 days.\n\nThe old key stays valid for 24 hours."

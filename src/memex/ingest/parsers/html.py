@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from pathlib import PurePath
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -37,6 +36,8 @@ _BLOCKS = frozenset(
 _LISTS = frozenset({"ul", "ol"})
 _META_NAMES = frozenset({"description", "author", "keywords"})
 _SPACES = re.compile(r"\s+")
+# Where text before the first heading is: used only while no heading has given a location.
+_TOP = "top of the page"
 # Lexbor checks the open elements at each tag, so reading N nested elements costs N²: 80,000 nested divs took
 # 30 s. Browsers stop nesting at 512 levels (Blink); real pages stay far below that.
 MAX_DEPTH = 512
@@ -80,7 +81,7 @@ class _Walker:
     def __init__(self) -> None:
         self._outline = Outline()
         self._inline: list[str] = []
-        self._headings_seen: Counter[str] = Counter()
+        self._headings_seen = 0
 
     def sections(self) -> tuple[Section, ...]:
         self._flush()
@@ -95,18 +96,18 @@ class _Walker:
                 self._inline.append("\n")
             elif tag in _HEADINGS:
                 self._flush()
-                self._headings_seen[tag] += 1
-                where = f"element {tag}[{self._headings_seen[tag]}]"
-                self._outline.heading(_HEADINGS[tag], _collapse(child.text()), where)
+                self._headings_seen += 1
+                # People read this beside the heading path: "section 3" is the third heading of the page.
+                self._outline.heading(_HEADINGS[tag], _collapse(child.text()), f"section {self._headings_seen}")
             elif tag == "pre":
                 self._flush()
-                self._outline.add(child.text(), "element body")
+                self._outline.add(child.text(), _TOP)
             elif tag == "table":
                 self._flush()
-                self._outline.add(_table_text(child), "element body")
+                self._outline.add(_table_text(child), _TOP)
             elif tag in _LISTS:
                 self._flush()
-                self._outline.add("\n".join(_list_lines(child, depth=0)), "element body")
+                self._outline.add("\n".join(_list_lines(child, depth=0)), _TOP)
             elif tag in _BLOCKS:
                 self._flush()
                 self.walk(child)
@@ -116,7 +117,7 @@ class _Walker:
 
     def _flush(self) -> None:
         lines = (line.strip() for line in "".join(self._inline).split("\n"))
-        self._outline.add("\n".join(line for line in lines if line), "element body")
+        self._outline.add("\n".join(line for line in lines if line), _TOP)
         self._inline = []
 
 

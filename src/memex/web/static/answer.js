@@ -1,6 +1,7 @@
 // One message of the chat: the answer as Markdown, its [n] citations as buttons, the sentences the grounding
 // check flagged, the sources it cites, what went wrong, and the model and timings in small print.
 
+import { sentence } from "./api.js";
 import { renderMarkdown } from "./markdown.js";
 import { copyText, el } from "./ui.js";
 
@@ -135,8 +136,7 @@ function copyButton(answer, status) {
 function notice(answer) {
   if (answer.stopped || /^stopped/i.test(answer.error || "")) return el("p", { class: "alert info small notice" }, "Stopped before the answer was complete.");
   if (!answer.error) return null;
-  const detail = answer.error.charAt(0).toUpperCase() + answer.error.slice(1);
-  return el("p", { class: "alert error small notice", role: "alert" }, detail.endsWith(".") ? detail : `${detail}.`);
+  return el("p", { class: "alert error small notice", role: "alert" }, sentence(answer.error));
 }
 
 /**

@@ -23,11 +23,20 @@ export function csrfHeader() {
   return token ? { "X-CSRF-Token": token } : {};
 }
 
+/** The API's details are written to be read inside other text ("knowledge base not found"); alone on a page
+ * they start with a capital and end with a full stop. */
+export function sentence(text) {
+  const trimmed = String(text).trim();
+  if (!trimmed) return trimmed;
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?…]$/.test(capital) ? capital : `${capital}.`;
+}
+
 function detailOf(data, response) {
   const detail = data && data.detail;
-  if (typeof detail === "string" && detail) return detail;
-  if (Array.isArray(detail)) return detail.map((d) => d.msg || String(d)).join("; ");
-  return `${response.status} ${response.statusText || "error"}`.trim();
+  if (typeof detail === "string" && detail) return sentence(detail);
+  if (Array.isArray(detail)) return sentence(detail.map((d) => d.msg || String(d)).join("; "));
+  return `The server answered ${response.status} ${response.statusText || "error"}.`.replace(" .", ".");
 }
 
 async function readBody(response) {
