@@ -295,7 +295,7 @@ def test_admins_reset_and_unlock_owners_change_roles_and_people_change_their_pas
             page.get_by_label("New password again").fill("carol's own passphrase")
             page.get_by_role("button", name="Change password").click()
             expect(page.locator("#password-error")).to_have_text(
-                "your current password is not right: nothing was changed"
+                "Your current password is not right: nothing was changed."
             )
             page.get_by_label("Current password").fill(password)
             page.get_by_role("button", name="Change password").click()
