@@ -294,3 +294,86 @@ def test_an_upload_lists_each_rejected_file_and_a_large_file_shows_its_progress(
     expect(manual.locator(".status .badge")).to_have_text("indexed", timeout=INDEXING_MS)
     expect(manual.locator(".progress")).to_have_count(0)
     screenshots(page, "kb-upload-failed")
+
+
+def test_admins_reset_and_unlock_owners_change_roles_and_people_change_their_password(
+    page: Page, server: Server
+) -> None:
+    carol, dora = "carol@example.com", "dora@example.com"
+    with httpx.Client(base_url=server.url, timeout=30) as admin:
+        answer = admin.post("/api/auth/login", json={"email": server.admin_email, "password": server.admin_password})
+        admin.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
+        assert admin.post("/api/admin/users", json={"email": dora}).status_code == 201
+        kb = admin.post("/api/kbs", json={"name": "Crew"}).json()["id"]
+
+        # The admin creates Carol, then resets her password: the new one is shown once.
+        log_in(page, server.admin_email, server.admin_password)
+        page.get_by_role("link", name="Users").click()
+        page.get_by_label("Email").fill(carol)
+        page.get_by_role("button", name="Create user").click()
+        expect(page.locator("#new-user-email")).to_have_text(carol)
+        first_password = page.locator("#new-user-password").inner_text()
+        page.get_by_role("button", name="Done").click()
+        row = page.locator("#users-table tbody tr").filter(has_text=carol)
+        row.get_by_role("button", name=f"Reset password {carol}").click()
+        page.get_by_role("dialog").get_by_role("button", name="Reset password").click()
+        expect(page.locator("#new-user-title")).to_have_text("Password reset")
+        password = page.locator("#new-user-password").inner_text()
+        assert len(password) >= 16 and password != first_password
+        screenshots(page, "admin-password-reset")
+        page.get_by_role("button", name="Done").click()
+
+        # Failed logins lock her account for a while; the admin sees until when, and unlocks it.
+        with httpx.Client(base_url=server.url, timeout=30) as guesser:
+            for n in range(5):
+                wrong = guesser.post("/api/auth/login", json={"email": carol, "password": f"guess {n}"})
+                assert wrong.status_code == 401
+            assert guesser.post("/api/auth/login", json={"email": carol, "password": password}).status_code == 429
+        page.reload()
+        expect(row.locator(".badge").last).to_have_text(re.compile(r"^locked until \d{1,2}:\d{2}"))
+        screenshots(page, "admin-locked")
+        row.get_by_role("button", name=f"Unlock {carol}").click()
+        expect(page.locator("#users-status")).to_have_text(f"{carol} can log in again at once.")
+        expect(row.locator(".badge").last).to_have_text("active")
+
+        with httpx.Client(base_url=server.url, timeout=30) as carols_other_session:
+            login = carols_other_session.post("/api/auth/login", json={"email": carol, "password": password})
+            assert login.status_code == 200, login.text
+            carols_other_session.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+            assert admin.post(f"/api/kbs/{kb}/members", json={"email": carol, "role": "viewer"}).status_code == 202
+            assert carols_other_session.post(f"/api/invitations/{kb}/accept").status_code == 200
+
+            # The owner (here the admin) makes Carol an editor; sharing suggests the people not yet members.
+            page.goto(f"/kbs/{kb}")
+            role = page.get_by_label(f"Role of {carol}")
+            expect(role).to_have_value("viewer")
+            expect(page.locator(f'#share-people option[value="{dora}"]')).to_have_count(1)
+            expect(page.locator(f'#share-people option[value="{carol}"]')).to_have_count(0)
+            role.select_option("editor")
+            expect(page.locator("#share-status")).to_have_text(f"{carol} is now editor of this knowledge base.")
+            members = admin.get(f"/api/kbs/{kb}/members").json()
+            assert {m["email"]: m["role"] for m in members}[carol] == "editor"
+            screenshots(page, "kb-member-roles")
+            page.get_by_role("button", name="Log out").click()
+            expect(page).to_have_url(f"{server.url}/login")
+
+            # Carol changes her own password from her account page; her other session ends, this one stays.
+            log_in(page, carol, password)
+            page.get_by_role("link", name=carol).click()
+            expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+            page.get_by_label("Current password").fill("not my password")
+            page.get_by_label("New password", exact=True).fill("carol's own passphrase")
+            page.get_by_label("New password again").fill("carol's own passphrase")
+            page.get_by_role("button", name="Change password").click()
+            expect(page.locator("#password-error")).to_have_text(
+                "Your current password is not right: nothing was changed."
+            )
+            page.get_by_label("Current password").fill(password)
+            page.get_by_role("button", name="Change password").click()
+            expect(page.locator("#password-status")).to_have_text(
+                "Your password has been changed (1 other session logged out)."
+            )
+            screenshots(page, "account-password-changed")
+            assert carols_other_session.get("/api/auth/me").status_code == 401
+        page.reload()
+        expect(page.locator("#account-email")).to_have_text(carol)

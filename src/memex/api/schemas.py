@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from memex.accounts.credentials import UserStatus
 from memex.accounts.models import ApiKey, User
 from memex.documents.models import Document, DocumentText, Passage, TextFormat
 from memex.documents.service import MAX_NAME_CHARS
@@ -118,6 +119,39 @@ class UserPatch(BaseModel):
     is_admin: bool | None = None
 
 
+class AdminUserOut(UserOut):
+    locked_until: datetime | None = Field(
+        default=None,
+        description="While failed logins make some client address wait before trying this account again: until when.",
+    )
+
+    @classmethod
+    def of_status(cls, status: UserStatus) -> AdminUserOut:
+        return cls(**UserOut.of(status.user).model_dump(), locked_until=status.locked_until)
+
+
+class PasswordChangeIn(BaseModel):
+    current_password: Password
+    new_password: Annotated[Text, Field(min_length=8, max_length=1024)]
+
+
+class PasswordResetIn(BaseModel):
+    password: Annotated[Text, Field(min_length=8, max_length=1024)] | None = Field(
+        default=None, description="Omit to have one generated and returned once."
+    )
+
+
+class PasswordResetOut(BaseModel):
+    user: UserOut
+    password: str | None = Field(description="The generated password, shown only here; null if one was given.")
+
+
+class PeopleOut(BaseModel):
+    emails: list[str] = Field(
+        description="Admins: every active user. Others: only people they already share a knowledge base with."
+    )
+
+
 # --- knowledge bases -------------------------------------------------------------------------------------
 
 
@@ -220,6 +254,10 @@ class DetailOut(BaseModel):
 
 class MemberIn(BaseModel):
     email: Email
+    role: Literal["viewer", "editor"]
+
+
+class MemberPatch(BaseModel):
     role: Literal["viewer", "editor"]
 
 

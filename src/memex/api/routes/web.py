@@ -145,6 +145,11 @@ async def keys_page(request: Request) -> HTMLResponse:
     return _page(request, "keys.html", title="API keys", nav="keys")
 
 
+@router.get("/account", response_class=HTMLResponse)
+async def account_page(request: Request) -> HTMLResponse:
+    return _page(request, "account.html", title="Your account", nav="account")
+
+
 @router.get("/admin", response_class=HTMLResponse)
 async def admin_page(request: Request) -> HTMLResponse:
     return _page(request, "admin.html", title="Users", nav="admin")

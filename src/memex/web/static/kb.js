@@ -163,10 +163,51 @@ async function loadMembers(isOwner) {
       const label = isMe && !isOwner ? "Leave" : "Remove";
       actions.append(el("button", { type: "button", class: "button danger small", onclick: () => removeMember(m, who, isMe), "aria-label": `${label} ${who}` }, label));
     }
-    return el("tr", { dataset: { userId: m.user_id } }, el("td", {}, who), el("td", {}, badge(ROLE_LABELS[m.role] || m.role, m.role)), actions);
+    const role = isOwner && m.role !== "owner" ? roleSelect(m, who) : badge(ROLE_LABELS[m.role] || m.role, m.role);
+    return el("tr", { dataset: { userId: m.user_id } }, el("td", {}, who), el("td", {}, role), actions);
   });
   fillTable($("#members-table"), null, rows);
   $("#members-table").hidden = false;
+  if (isOwner) await suggestPeople(members);
+}
+
+function roleSelect(member, who) {
+  const select = el(
+    "select",
+    { class: "role-select", "aria-label": `Role of ${who}`, onchange: (e) => changeRole(member, who, e.currentTarget) },
+    ...["viewer", "editor"].map((role) => el("option", { value: role, selected: role === member.role }, ROLE_LABELS[role])),
+  );
+  return select;
+}
+
+async function changeRole(member, who, select) {
+  const error = $("#share-error");
+  clearError(error);
+  select.disabled = true;
+  try {
+    const changed = await api(`${kbPath}/members/${encodeURIComponent(member.user_id)}`, { method: "PATCH", json: { role: select.value } });
+    member.role = changed.role;
+    $("#share-status").textContent = `${who} is now ${ROLE_LABELS[changed.role].toLowerCase()} of this knowledge base.`;
+  } catch (err) {
+    select.value = member.role;
+    showError(error, err);
+  } finally {
+    select.disabled = false;
+  }
+}
+
+/** Offer the people the server suggests (everyone for an admin, people you already share with otherwise),
+ * minus the members. Suggestions are a convenience: without them the field still takes any address. */
+async function suggestPeople(members) {
+  let emails = [];
+  try {
+    emails = (await api("/api/share-suggestions")).emails || [];
+  } catch {
+    return;
+  }
+  const taken = new Set(members.map((m) => String(m.email).toLowerCase()));
+  const options = emails.filter((email) => !taken.has(email.toLowerCase())).map((email) => el("option", { value: email }));
+  $("#share-people").replaceChildren(...options);
 }
 
 async function share(event) {
