@@ -33,7 +33,7 @@ async def test_a_shared_kb_reaches_nobody_until_they_accept(make: Factory, alice
     assert [k["name"] for k in (await invitee.get("/api/kbs")).json()] == ["Personal"]
     assert (await invitee.get(f"/api/kbs/{kb.id}")).status_code == 404
     found = await invitee.get("/api/search", params={"q": "quibbleflux", "mode": "keyword"})
-    assert found.status_code == 200 and found.json() == {"results": []}
+    assert found.status_code == 200 and found.json() == {"results": [], "hidden": 0, "next_offset": None}
     asked = await invitee.post("/api/chat", json={"message": "quibbleflux password reset", "stream": False})
     assert asked.status_code == 200 and "evil.example" not in asked.text
     assert [m["email"] for m in (await owner.get(f"/api/kbs/{kb.id}/members")).json()] == [alice.email]

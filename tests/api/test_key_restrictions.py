@@ -73,7 +73,8 @@ async def test_a_write_only_key_reads_nothing_back(
     # An upload of content the KB already holds is queued again, not reported as indexed.
     same = await client.post(f"/api/kbs/{kb_id}/documents", files={"files": ("salaries.md", secret.encode())})
     assert same.status_code == 202 and same.json() == {
-        "documents": [{"id": str(existing), "name": "salaries.md", "status": "queued"}]
+        "documents": [{"id": str(existing), "name": "salaries.md", "status": "queued"}],
+        "rejected": [],
     }
     new = await client.post(f"/api/kbs/{kb_id}/documents", files={"files": ("notes/new.md", b"# New\n\nHello.\n")})
     [accepted] = new.json()["documents"]

@@ -42,8 +42,9 @@ async def dropped_mid_request(database_url: str, lock: str, *, timeout: float = 
         while time.monotonic() < deadline:
             row = await (await watcher.execute(_BLOCKED, (locker.info.backend_pid,))).fetchone()
             if row is not None:
-                await watcher.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+                # Recorded first: the request may have answered before this task runs again.
                 dropped.statements.append(row[1])
+                await watcher.execute("SELECT pg_terminate_backend(%s)", (row[0],))
                 break
             await asyncio.sleep(0.02)
         await locker.rollback()  # whatever the request does next must not wait behind the test
@@ -76,8 +77,8 @@ def dropped_in_thread(database_url: str, lock: str, *, timeout: float = 120) -> 
             while time.monotonic() < deadline and not stop.is_set():
                 row = watcher.execute(_BLOCKED, (locker.info.backend_pid,)).fetchone()
                 if row is not None:
-                    watcher.execute("SELECT pg_terminate_backend(%s)", (row[0],))
                     dropped.statements.append(row[1])
+                    watcher.execute("SELECT pg_terminate_backend(%s)", (row[0],))
                     break
                 time.sleep(0.02)
         locker.rollback()

@@ -87,8 +87,8 @@ def test_serve_leaves_its_address_for_this_user_only(server: Served, home: Path)
 
 
 def test_search_asks_the_local_server_with_the_api_key(server: Served, env: dict[str, str]) -> None:
-    here, imported_here = memex("search", "sample", "--json", env=env)
-    asked, imported = memex("search", "sample", "--json", env=env | {"MEMEX_API_KEY": server.key})
+    here, imported_here = memex("search", "key rotation", "--json", env=env)
+    asked, imported = memex("search", "key rotation", "--json", env=env | {"MEMEX_API_KEY": server.key})
     assert imported == [], "the search through the server imported the in-process search"
     assert "memex.runtime" in imported_here, "without a key for the server, the search runs in-process"
     assert titles(asked) == titles(here)
@@ -97,17 +97,17 @@ def test_search_asks_the_local_server_with_the_api_key(server: Served, env: dict
 
 def test_search_through_the_server_names_the_kb_and_resolves_kb_names(server: Served, env: dict[str, str]) -> None:
     keyed = env | {"MEMEX_API_KEY": server.key}
-    done, imported = memex("search", "sample", "--kb", "notes", env=keyed)
+    done, imported = memex("search", "key rotation", "--kb", "notes", env=keyed)
     assert imported == []
     assert done.returncode == 0, done.stderr
     assert "in notes" in done.stdout
-    missing, _ = memex("search", "sample", "--kb", "nowhere", env=keyed)
+    missing, _ = memex("search", "key rotation", "--kb", "nowhere", env=keyed)
     assert missing.returncode == 1
     assert "no knowledge base named 'nowhere'" in missing.stderr
 
 
 def test_a_wrong_key_falls_back_to_searching_here(server: Served, env: dict[str, str]) -> None:
-    done, imported = memex("search", "sample", "--json", env=env | {"MEMEX_API_KEY": "mx_wrong_key"})
+    done, imported = memex("search", "key rotation", "--json", env=env | {"MEMEX_API_KEY": "mx_wrong_key"})
     assert "memex.runtime" in imported
     assert titles(done)
 
@@ -122,7 +122,7 @@ def test_an_untrusted_or_stale_marker_is_ignored(
     assert local_server.find(settings) == local_server.LocalServer(url=nothing_there, auth=True)
 
     # Nothing listens there: the search runs here, and answers.
-    done, imported = memex("search", "sample", "--json", env=env | {"MEMEX_DATA_DIR": str(tmp_path)})
+    done, imported = memex("search", "key rotation", "--json", env=env | {"MEMEX_DATA_DIR": str(tmp_path)})
     assert "memex.runtime" in imported
     assert titles(done)
 
@@ -166,7 +166,7 @@ def test_with_authentication_off_no_key_is_needed_and_the_marker_goes_with_the_s
         wait_for(ready, timeout=180, what="memex serve to be ready")
         wait_for(marker.exists, timeout=10, what="the server's marker")
         assert json.loads(marker.read_text())["auth"] is False
-        done, imported = memex("search", "sample", "--json", env=off)
+        done, imported = memex("search", "key rotation", "--json", env=off)
         assert imported == []
         assert titles(done) and titles(done)[0][0] == "notes"
     finally:
