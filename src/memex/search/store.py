@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.search.models import Mode
 
-# Reciprocal rank fusion constant (Cormack et al. 2009); 60 is the published default and measured well here.
-RRF_K = 60
-KEYWORD_WEIGHT = 1.0
-CONTEXT_WEIGHT = 1.0
+# Reciprocal rank fusion constant (Cormack et al. 2009). The published 60 flattens the top of both lists; 20 lets
+# a passage ranked first by one list count more, and raised SciFact's nDCG@10 on the tuned half (odd query ids,
+# 0.7095 → 0.7160) and the other (0.7218 → 0.7279) alike. Weighting the lists or the title field did not
+# (benchmarks/fusion_sweep.py, benchmarks/README.md).
+RRF_K = 20
 # Sentinels that ts_headline wraps matches in; replaced by <mark> after the text is HTML-escaped.
 MARK_START = "\x02"
 MARK_END = "\x03"
@@ -128,10 +129,7 @@ kw AS (
   SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank, score FROM (
     SELECT c.id, (
       SELECT sum(t.idf * (u.tf * 2.2) / (u.tf + 1.2 * (0.25 + 0.75 * length(c.tsv) / corpus.avg_len)))
-      FROM (SELECT x.lexeme,
-                   coalesce(array_length(x.positions, 1), 1)
-                   + (:context_weight - 1) * cardinality(array_positions(x.weights, 'A')) AS tf
-            FROM unnest(c.tsv) x
+      FROM (SELECT x.lexeme, coalesce(array_length(x.positions, 1), 1) AS tf FROM unnest(c.tsv) x
             WHERE x.lexeme = ANY(words.lexemes)) u
       JOIN terms t ON t.lexeme = u.lexeme
     ) AS score
@@ -148,8 +146,7 @@ kw AS (
 _POOL = {
     "hybrid": """
 pool AS (
-  SELECT id, sum(CASE WHEN kw THEN :keyword_weight ELSE 1.0 END / (:rrf_k + rank)) AS score, max(sim) AS sim,
-         bool_or(kw) AS kw
+  SELECT id, sum(1.0 / (:rrf_k + rank)) AS score, max(sim) AS sim, bool_or(kw) AS kw
   FROM (SELECT id, rank, score AS sim, false AS kw FROM vec UNION ALL SELECT id, rank, NULL, true FROM kw) r
   GROUP BY id
 )""",
@@ -249,7 +246,6 @@ async def search(
         keyword_params = params | {
             "match_terms": MATCH_TERMS,
             "rerank_depth": max(RERANK_DEPTH, candidates),
-            "context_weight": CONTEXT_WEIGHT,
         }
         keyword_rows = await conn.execute(sa.text(keyword_sql(where)), keyword_params)
         ranked = [(int(r.id), float(r.score or 0.0)) for r in keyword_rows]
@@ -261,7 +257,6 @@ async def search(
         "offset": offset,
         "min_similarity": min_similarity,
         "rrf_k": RRF_K,
-        "keyword_weight": KEYWORD_WEIGHT,
         "any_word": any_word,
     }
     rows = list(await conn.execute(sa.text(search_sql(mode, where)), params))
