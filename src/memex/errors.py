@@ -2,14 +2,14 @@
 
 MemexError
  ├── InvalidInput (400)            ├── ParseError: a file could not be read as its type
- │    ├── QueryTooLong (400)       ├── UnsupportedFileType (415)
- │    └── InvalidMessage (422)
+ │    ├── QueryTooLong (400)       │    └── ParseLimit: reading it passed a sandbox limit
+ │    └── InvalidMessage (422)     ├── UnsupportedFileType (415)
  ├── AuthenticationRequired (401)  ├── FileTooLarge (413)
  ├── PermissionDenied (403)        ├── NotFound (404)
  ├── Conflict (409)                ├── RateLimited (429)
- ├── ConfigurationError            ├── DatabaseUnavailable (503)
- └── EmbeddingModelMismatch        ├── ServiceUnavailable (503)
-                                   │    └── EmbeddingModelChanged (503)
+ ├── UploadRejected (the files')   ├── DatabaseUnavailable (503)
+ ├── ConfigurationError            ├── ServiceUnavailable (503)
+ └── EmbeddingModelMismatch        │    └── EmbeddingModelChanged (503)
                                    └── BackupError: a backup could not be made, read or restored
 
 Services raise these; only `api/errors.py` and `cli/main.py` turn them into HTTP statuses and exit codes.
@@ -49,6 +49,19 @@ class ParseError(MemexError):
     """The file could not be parsed."""
 
     status_code = 422
+
+
+class ParseLimit(ParseError):
+    """The file could not be read within the parsing sandbox's limits."""
+
+
+class UploadRejected(MemexError):
+    """None of the uploaded files was accepted."""
+
+    def __init__(self, message: str, *, status_code: int, rejected: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.rejected = rejected  # (file name, reason), in the order they were sent
 
 
 class UnsupportedFileType(MemexError):

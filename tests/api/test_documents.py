@@ -1,4 +1,6 @@
-"""Documents over HTTP: upload → job → indexed or failed, size and type limits, download, delete, access."""
+"""Documents over HTTP: upload → job → indexed or failed, size and type limits, download, delete, access.
+
+Batches with rejected files, copies, retries and progress: test_upload_batches.py."""
 
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ async def test_a_relative_path_is_kept_as_the_name(api: httpx.AsyncClient, kb: u
     assert "invalid file name" in response.json()["detail"]
 
 
-async def test_corrupt_file_fails_with_its_reason_and_can_be_retried(
+async def test_corrupt_file_fails_with_its_reason_and_a_retry_says_why_it_would_fail_again(
     runtime: Runtime, api: httpx.AsyncClient, kb: uuid.UUID
 ) -> None:
     response = await api.post(f"/api/kbs/{kb}/documents", files=files("corrupt.pdf"))
@@ -94,11 +96,14 @@ async def test_corrupt_file_fails_with_its_reason_and_can_be_retried(
     failed = (await api.get(f"/api/documents/{doc_id}")).json()
     assert failed["status"] == "failed"
     assert failed["error"] == "corrupt PDF: not a valid PDF structure (damaged or truncated file)"
+    assert failed["retryable"] is False
 
     retried = await api.post(f"/api/documents/{doc_id}/retry")
-    assert retried.status_code == 202
-    assert (retried.json()["status"], retried.json()["error"]) == ("queued", None)
-    await drain(runtime)
+    assert retried.status_code == 409
+    assert retried.json()["detail"] == (
+        "corrupt.pdf cannot be indexed as it is (corrupt PDF: not a valid PDF structure (damaged or truncated file)), "
+        "so trying again would fail the same way: upload a repaired copy under the same name to replace it"
+    )
     assert (await api.get(f"/api/documents/{doc_id}")).json()["status"] == "failed"
 
     good = await api.post(f"/api/kbs/{kb}/documents", files=files("sample.md"))
@@ -144,21 +149,29 @@ async def test_oversized_upload_is_refused_while_streaming(
 @pytest.mark.parametrize(
     ("name", "data", "detail"),
     [
-        ("photo.png", b"\x89PNG\r\n\x1a\n", "photo.png: file type .png is not accepted; accepted types: "),
-        ("noise.md", (DATA / "binary.md").read_bytes(), "noise.md: binary content where .md text was expected"),
-        ("fake.pdf", b"just some text\n", "fake.pdf: the content is not a PDF file (no %PDF- header)"),
-        ("fake.docx", b"just some text\n", "fake.docx: the content is not a DOCX file (not a ZIP archive)"),
+        ("photo.png", b"\x89PNG\r\n\x1a\n", "file type .png is not accepted; accepted types: "),
+        ("noise.md", (DATA / "binary.md").read_bytes(), "binary content where .md text was expected"),
+        ("fake.pdf", b"just some text\n", "the content is not a PDF file (no %PDF- header)"),
+        ("fake.docx", b"just some text\n", "the content is not a DOCX file (not a ZIP archive)"),
     ],
 )
 async def test_wrong_type_or_content_is_refused(
     runtime: Runtime, api: httpx.AsyncClient, kb: uuid.UUID, name: str, data: bytes, detail: str
 ) -> None:
+    alone = await api.post(f"/api/kbs/{kb}/documents", files=[("files", (name, data))])
+    assert alone.status_code == 415
+    assert alone.json()["detail"].startswith(f"{name}: {detail}")
+    assert (await api.get(f"/api/kbs/{kb}/documents")).json()["documents"] == []
+
+    # Beside a good file, the bad one is rejected on its own and the good one accepted.
     body = [("files", ("fine.md", b"# Fine\n\nok\n")), ("files", (name, data))]
     response = await api.post(f"/api/kbs/{kb}/documents", files=body)
-    assert response.status_code == 415
-    assert response.json()["detail"].startswith(detail)
-    # One bad file refuses the whole upload.
-    assert (await api.get(f"/api/kbs/{kb}/documents")).json()["documents"] == []
+    assert response.status_code == 202
+    assert [d["name"] for d in response.json()["documents"]] == ["fine.md"]
+    [rejected] = response.json()["rejected"]
+    assert rejected["name"] == name and rejected["reason"].startswith(detail)
+    listed = (await api.get(f"/api/kbs/{kb}/documents")).json()["documents"]
+    assert [d["name"] for d in listed] == ["fine.md"]
 
 
 async def test_allowed_file_types_narrow_the_accepted_types(
@@ -178,6 +191,59 @@ async def test_download_returns_the_original_bytes(api: httpx.AsyncClient, kb: u
     assert download.content == (DATA / "sample.pdf").read_bytes()
     assert download.headers["content-type"] == "application/pdf"
     assert download.headers["content-disposition"].startswith('attachment; filename="sample.pdf"')
+
+
+async def test_text_gives_the_passages_and_the_source_to_render(
+    runtime: Runtime, api: httpx.AsyncClient, kb: uuid.UUID
+) -> None:
+    response = await api.post(f"/api/kbs/{kb}/documents", files=files("sample.md", "sample.pdf", "sample.txt"))
+    ids = {d["name"]: d["id"] for d in response.json()["documents"]}
+    await drain(runtime)
+
+    markdown = (await api.get(f"/api/documents/{ids['sample.md']}/text")).json()
+    assert markdown["format"] == "markdown"
+    assert markdown["source"] == (DATA / "sample.md").read_text()
+    assert markdown["document"]["id"] == ids["sample.md"] and markdown["kb"]["name"] == "team"
+    passages = markdown["passages"]
+    assert len(passages) == markdown["document"]["chunk_count"] > 1
+    assert [p["ordinal"] for p in passages] == list(range(len(passages)))
+    assert any(p["heading"].endswith("Key rotation") and "grace period" in p["text"] for p in passages), passages
+
+    # The passage ids are the chunk ids search results carry, so a result can point at its place in the document.
+    found = (await api.get("/api/search", params={"q": "grace period", "mode": "keyword", "kb": kb})).json()
+    hit = next(r for r in found["results"] if r["document_id"] == ids["sample.md"])
+    assert hit["chunk_id"] in {p["id"] for p in passages}
+
+    pdf = (await api.get(f"/api/documents/{ids['sample.pdf']}/text")).json()
+    assert pdf["format"] == "pdf" and pdf["source"] is None
+    assert pdf["passages"] and all(p["location"].startswith("page ") for p in pdf["passages"])
+    assert {p["location"] for p in pdf["passages"]} >= {"page 1", "page 2"}
+
+    text = (await api.get(f"/api/documents/{ids['sample.txt']}/text")).json()
+    assert text["format"] == "text" and text["source"] is None and text["passages"]
+
+
+async def test_text_of_an_unknown_or_unreadable_document_is_not_found(
+    make: Factory, api: httpx.AsyncClient, kb: uuid.UUID
+) -> None:
+    doc = await make.document(
+        await make.kb(await make.user(), name="theirs"), name="private.md", text="# Secret\n\nHidden words.\n"
+    )
+    for url in (f"/api/documents/{uuid.uuid4()}/text", f"/api/documents/{doc}/text"):
+        response = await api.get(url)
+        assert response.status_code == 404 and response.json() == {"detail": "document not found"}
+    assert (await api.get("/api/documents/not-an-id/text")).status_code == 422
+
+
+async def test_a_failed_document_is_not_rendered(runtime: Runtime, api: httpx.AsyncClient, kb: uuid.UUID) -> None:
+    # Front matter and nothing else: accepted, then failed for holding no text.
+    body = [("files", ("empty-body.md", b"---\ntitle: Nothing here\n---\n"))]
+    response = await api.post(f"/api/kbs/{kb}/documents", files=body)
+    doc_id = response.json()["documents"][0]["id"]
+    await drain(runtime)
+    text = (await api.get(f"/api/documents/{doc_id}/text")).json()
+    assert text["document"]["status"] == "failed"
+    assert (text["format"], text["source"], text["passages"]) == ("markdown", None, [])
 
 
 async def test_delete_removes_the_document_and_its_chunks(
@@ -201,7 +267,7 @@ async def test_rename_keeps_the_chunks(runtime: Runtime, api: httpx.AsyncClient,
     renamed = await api.patch(f"/api/documents/{doc_id}", json={"name": "moved/sample.md"})
     assert renamed.status_code == 200
     assert (renamed.json()["name"], renamed.json()["status"]) == ("moved/sample.md", "indexed")
-    await api.post(f"/api/kbs/{kb}/documents", files=files("sample.md"))
+    await api.post(f"/api/kbs/{kb}/documents", files=[("files", ("sample.md", b"# Another\n\nnot the same\n"))])
     clash = await api.patch(f"/api/documents/{doc_id}", json={"name": "sample.md"})
     assert clash.status_code == 409
 
@@ -218,7 +284,12 @@ async def test_access_follows_roles_and_scopes(
     async with runtime.engine.begin() as conn:
         await add_member(conn, kb_id=kb, user_id=viewer_user.id, role=Role.viewer, accepted=True)
 
-    for url in (f"/api/kbs/{kb}/documents", f"/api/documents/{doc_id}", f"/api/documents/{doc_id}/file"):
+    for url in (
+        f"/api/kbs/{kb}/documents",
+        f"/api/documents/{doc_id}",
+        f"/api/documents/{doc_id}/file",
+        f"/api/documents/{doc_id}/text",
+    ):
         assert (await stranger.get(url)).status_code == 404
         assert (await viewer.get(url)).status_code == 200
     assert (await api.get(f"/api/kbs/{team}/documents")).status_code == 404

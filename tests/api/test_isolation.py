@@ -23,7 +23,7 @@ from memex.accounts.models import User
 from memex.kbs.access import Role
 from memex.kbs.models import KnowledgeBase
 from memex.runtime import Runtime
-from tests.factories import Factory
+from tests.factories import Factory, password_hash
 
 # Routes left out of the sweep, and why.
 SKIPPED = {
@@ -115,6 +115,9 @@ def _request_kwargs(op: dict[str, Any], victim: Victim, attacker: User) -> dict[
             "is_active": False,
             "is_admin": True,
             "password": "attacker password",
+            # A wrong current password: the attacker's own password stays, the route still runs its checks.
+            "current_password": "not the attacker's password",
+            "new_password": "attacker new password",
             "message": victim.word,
             "kb": str(victim.kb.id),
         }
@@ -163,8 +166,23 @@ async def _victim_untouched(runtime: Runtime, make: Factory, victim: Victim, att
             await conn.execute(sa.text("SELECT user_id FROM kb_members WHERE kb_id = :id"), {"id": victim.kb.id})
         ).all()
         user = (
-            await conn.execute(sa.text("SELECT is_active, is_admin FROM users WHERE id = :id"), {"id": victim.user.id})
+            await conn.execute(
+                sa.text("SELECT is_active, is_admin, password_hash FROM users WHERE id = :id"), {"id": victim.user.id}
+            )
         ).one()
+        roles = (
+            (
+                await conn.execute(
+                    sa.text("SELECT role FROM kb_members WHERE kb_id = :id AND accepted_at IS NOT NULL"),
+                    {"id": victim.kb.id},
+                )
+            )
+            .scalars()
+            .all()
+        )
+        unlocks = (
+            await conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE action = 'user_unlocked'"))
+        ).scalar_one()
         attacker_admin = (
             await conn.execute(sa.text("SELECT is_admin FROM users WHERE id = :id"), {"id": attacker.id})
         ).scalar_one()
@@ -172,6 +190,8 @@ async def _victim_untouched(runtime: Runtime, make: Factory, victim: Victim, att
     assert docs == len(victim.document_ids)
     assert [m.user_id for m in members] == [victim.user.id]
     assert (user.is_active, user.is_admin, attacker_admin) == (True, False, False)
+    # Neither the password (changed or reset) nor a role (changed) moved, and no account was unlocked.
+    assert (user.password_hash, roles, unlocks) == (password_hash(), ["owner"], 0)
     async with runtime.engine.connect() as conn:
         conversation = (
             await conn.execute(
@@ -190,6 +210,8 @@ async def test_another_user_can_neither_see_nor_touch_anything(
     make: Factory, app: FastAPI, runtime: Runtime, victim: Victim, bob: User
 ) -> None:
     _, key = await make.key(bob, scopes=["read", "write"])
+    # The document page's route hands out whole documents: make sure the sweep reaches it.
+    assert ("get", "/api/documents/{document_id}/text") in {(m, p) for m, p, _ in _operations(app)}
     for client in (await make.as_user(bob), make.client(key=key)):
         calls = await _sweep(client, app, victim, bob)
         assert calls > 50  # the sweep really ran over the routes
@@ -222,7 +244,7 @@ async def test_search_finds_nothing_of_another_user(make: Factory, victim: Victi
     attacker = await make.as_user(bob)
     for mode in ("hybrid", "keyword", "vector"):
         response = await attacker.get("/api/search", params={"q": victim.word, "mode": mode})
-        assert response.status_code == 200 and response.json() == {"results": []}
+        assert response.status_code == 200 and response.json() == {"results": [], "hidden": 0, "next_offset": None}
     aimed = await attacker.get("/api/search", params={"q": victim.word, "kb": str(victim.kb.id)})
     assert aimed.status_code == 404 and aimed.json() == {"detail": "knowledge base not found"}
 
@@ -276,6 +298,8 @@ async def test_viewers_and_editors_stay_within_their_role(make: Factory, victim:
     await make.share(victim.kb, bob, Role.viewer)
     viewer = await make.as_user(bob)
     assert (await viewer.get(f"/api/documents/{victim.document_ids[0]}")).status_code == 200
+    text = await viewer.get(f"/api/documents/{victim.document_ids[0]}/text")
+    assert text.status_code == 200 and victim.word in text.json()["source"]
     assert (
         await viewer.post(f"/api/kbs/{victim.kb.id}/documents", files={"files": ("x.md", b"# X\n")})
     ).status_code == 403

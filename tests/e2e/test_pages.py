@@ -124,6 +124,9 @@ def test_every_page_fits_and_passes_the_accessibility_check(
         screenshots(page, f"chat-{shot}")
         visit(page, "/keys", "#key-create-title")
         screenshots(page, f"keys-{shot}")
+        page.locator("#user-email").click()  # the email in the frame leads to the account page
+        expect(page.locator("#account-email")).to_have_text(person.email)
+        screenshots(page, f"account-{shot}")
 
         page.goto("/admin")
         if role == "admin":

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, screenshots
 
 pytestmark = pytest.mark.slow
 
@@ -223,3 +223,157 @@ def test_invitations_can_be_declined_admins_see_owners_and_names_lose_bidi_overr
     expect(page.locator("#invitations")).to_be_hidden()
     expect(page.locator("#kb-table tbody tr")).to_have_count(1)
     expect(page.locator("#kb-table tbody tr")).to_contain_text("Personal")
+
+
+def test_an_upload_lists_each_rejected_file_and_a_large_file_shows_its_progress(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    log_in(page, server.admin_email, server.admin_password)
+    page.get_by_role("link", name="Knowledge bases").click()
+    expect(page.locator("#kb-table tbody tr").first).to_be_visible()  # the page's script is running
+    page.get_by_label("Name").fill("Uploads")
+    page.get_by_label("Name").press("Enter")
+    expect(page).to_have_url(re.compile(r"/kbs/[0-9a-f-]{36}$"))
+    expect(page.locator("#upload")).to_be_visible()
+    # The picker offers the types the server accepts (all of them, by default).
+    accept = page.locator("#file-input").get_attribute("accept") or ""
+    assert set(accept.split(",")) == {
+        ".md",
+        ".markdown",
+        ".txt",
+        ".text",
+        ".pdf",
+        ".docx",
+        ".html",
+        ".htm",
+        ".json",
+        ".rst",
+        ".org",
+    }
+    expect(page.locator("#upload")).to_contain_text("Markdown, text, PDF, Word, HTML, JSON, reStructuredText, Org")
+
+    # More than one embedding call's worth of chunks, so that its row shows how far it got.
+    sections = "".join(f"## Part {i}\n\nStep {i} of the quorbit procedure.\n\n" for i in range(400))
+    picked = {
+        "manual.md": f"# Manual\n\n{sections}".encode(),
+        "notes.md": b"# Notes\n\nThe quorbit schedule runs on Tuesdays.\n",
+        "notes copy.md": b"# Notes\n\nThe quorbit schedule runs on Tuesdays.\n",
+        "photo.png": b"\x89PNG\r\n\x1a\n",
+        "empty.md": b"\n",
+        "corrupt.pdf": (DATA / "corrupt.pdf").read_bytes(),
+    }
+    for name, data in picked.items():
+        (tmp_path / name).write_bytes(data)
+    # Past the server's limit (MEMEX_MAX_UPLOAD_MB, 25 by default): the page says so without sending it.
+    with (tmp_path / "huge.txt").open("wb") as huge:
+        huge.truncate(26 * 1024 * 1024)
+    page.locator("#file-input").set_input_files([tmp_path / "huge.txt", *(tmp_path / name for name in picked)])
+
+    expect(page.locator("#upload-status")).to_have_text("3 files accepted.")
+    rejected = page.locator("#upload-rejected")
+    expect(rejected.locator("p")).to_have_text("These 4 files were not added:")
+    expect(rejected.locator("li")).to_have_text(
+        [
+            "huge.txt: the file is larger than the upload limit of 25 MiB.",
+            "notes copy.md: the same content is already in this knowledge base as 'notes.md'.",
+            re.compile(r"^photo\.png: file type \.png is not accepted; accepted types: \.docx, .*\.txt\.$"),
+            "empty.md: the file is empty.",
+        ]
+    )
+    rows = page.locator("#docs-table tbody tr")
+    manual = rows.filter(has_text="manual.md")
+    expect(manual.locator(".progress")).to_contain_text(re.compile(r"^\d+ of \d+ chunks$"), timeout=INDEXING_MS)
+    screenshots(page, "kb-upload-rejected-and-progress")
+
+    # A file that cannot be read says why, and offers no retry that would fail the same way.
+    corrupt = rows.filter(has_text="corrupt")
+    expect(corrupt.locator(".status .badge")).to_have_text("failed", timeout=INDEXING_MS)
+    expect(corrupt).to_contain_text("corrupt PDF: not a valid PDF structure (damaged or truncated file)")
+    expect(corrupt).to_contain_text("Trying again would fail the same way: upload a repaired copy")
+    expect(corrupt.get_by_role("button", name=re.compile("^Retry"))).to_have_count(0)
+    expect(manual.locator(".status .badge")).to_have_text("indexed", timeout=INDEXING_MS)
+    expect(manual.locator(".progress")).to_have_count(0)
+    screenshots(page, "kb-upload-failed")
+
+
+def test_admins_reset_and_unlock_owners_change_roles_and_people_change_their_password(
+    page: Page, server: Server
+) -> None:
+    carol, dora = "carol@example.com", "dora@example.com"
+    with httpx.Client(base_url=server.url, timeout=30) as admin:
+        answer = admin.post("/api/auth/login", json={"email": server.admin_email, "password": server.admin_password})
+        admin.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
+        assert admin.post("/api/admin/users", json={"email": dora}).status_code == 201
+        kb = admin.post("/api/kbs", json={"name": "Crew"}).json()["id"]
+
+        # The admin creates Carol, then resets her password: the new one is shown once.
+        log_in(page, server.admin_email, server.admin_password)
+        page.get_by_role("link", name="Users").click()
+        page.get_by_label("Email").fill(carol)
+        page.get_by_role("button", name="Create user").click()
+        expect(page.locator("#new-user-email")).to_have_text(carol)
+        first_password = page.locator("#new-user-password").inner_text()
+        page.get_by_role("button", name="Done").click()
+        row = page.locator("#users-table tbody tr").filter(has_text=carol)
+        row.get_by_role("button", name=f"Reset password {carol}").click()
+        page.get_by_role("dialog").get_by_role("button", name="Reset password").click()
+        expect(page.locator("#new-user-title")).to_have_text("Password reset")
+        password = page.locator("#new-user-password").inner_text()
+        assert len(password) >= 16 and password != first_password
+        screenshots(page, "admin-password-reset")
+        page.get_by_role("button", name="Done").click()
+
+        # Failed logins lock her account for a while; the admin sees until when, and unlocks it.
+        with httpx.Client(base_url=server.url, timeout=30) as guesser:
+            for n in range(5):
+                wrong = guesser.post("/api/auth/login", json={"email": carol, "password": f"guess {n}"})
+                assert wrong.status_code == 401
+            assert guesser.post("/api/auth/login", json={"email": carol, "password": password}).status_code == 429
+        page.reload()
+        expect(row.locator(".badge").last).to_have_text(re.compile(r"^locked until \d{1,2}:\d{2}"))
+        screenshots(page, "admin-locked")
+        row.get_by_role("button", name=f"Unlock {carol}").click()
+        expect(page.locator("#users-status")).to_have_text(f"{carol} can log in again at once.")
+        expect(row.locator(".badge").last).to_have_text("active")
+
+        with httpx.Client(base_url=server.url, timeout=30) as carols_other_session:
+            login = carols_other_session.post("/api/auth/login", json={"email": carol, "password": password})
+            assert login.status_code == 200, login.text
+            carols_other_session.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+            assert admin.post(f"/api/kbs/{kb}/members", json={"email": carol, "role": "viewer"}).status_code == 202
+            assert carols_other_session.post(f"/api/invitations/{kb}/accept").status_code == 200
+
+            # The owner (here the admin) makes Carol an editor; sharing suggests the people not yet members.
+            page.goto(f"/kbs/{kb}")
+            role = page.get_by_label(f"Role of {carol}")
+            expect(role).to_have_value("viewer")
+            expect(page.locator(f'#share-people option[value="{dora}"]')).to_have_count(1)
+            expect(page.locator(f'#share-people option[value="{carol}"]')).to_have_count(0)
+            role.select_option("editor")
+            expect(page.locator("#share-status")).to_have_text(f"{carol} is now editor of this knowledge base.")
+            members = admin.get(f"/api/kbs/{kb}/members").json()
+            assert {m["email"]: m["role"] for m in members}[carol] == "editor"
+            screenshots(page, "kb-member-roles")
+            page.get_by_role("button", name="Log out").click()
+            expect(page).to_have_url(f"{server.url}/login")
+
+            # Carol changes her own password from her account page; her other session ends, this one stays.
+            log_in(page, carol, password)
+            page.get_by_role("link", name=carol).click()
+            expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+            page.get_by_label("Current password").fill("not my password")
+            page.get_by_label("New password", exact=True).fill("carol's own passphrase")
+            page.get_by_label("New password again").fill("carol's own passphrase")
+            page.get_by_role("button", name="Change password").click()
+            expect(page.locator("#password-error")).to_have_text(
+                "Your current password is not right: nothing was changed."
+            )
+            page.get_by_label("Current password").fill(password)
+            page.get_by_role("button", name="Change password").click()
+            expect(page.locator("#password-status")).to_have_text(
+                "Your password has been changed (1 other session logged out)."
+            )
+            screenshots(page, "account-password-changed")
+            assert carols_other_session.get("/api/auth/me").status_code == 401
+        page.reload()
+        expect(page.locator("#account-email")).to_have_text(carol)

@@ -86,3 +86,43 @@ async def test_accounts_keys_and_kbs_from_the_command_line(
         )
         # A disabled account answers like a wrong password: the answer tells a guesser nothing.
         assert (login.status_code, login.json()) == (401, {"detail": "invalid email or password"})
+
+
+async def test_reset_password_prints_a_generated_one_once_and_ends_the_users_sessions(
+    settings: Settings, runtime: Runtime
+) -> None:
+    runner, env = _runner(settings)
+
+    async def memex(*args: str, ok: bool = True) -> str:
+        result = await asyncio.to_thread(runner.invoke, cli, list(args), env=env)
+        assert (result.exit_code == 0) is ok, f"memex {' '.join(args)} -> {result.exit_code}: {result.output}"
+        return result.output
+
+    await memex("users", "create", "--email", "cleo@example.com", "--password", "cleo's first password")
+    api = create_app(settings, runtime=runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://memex.test") as client:
+
+        async def login(password: str) -> int:
+            answer = await client.post("/api/auth/login", json={"email": "cleo@example.com", "password": password})
+            return answer.status_code
+
+        assert await login("cleo's first password") == 200
+        assert (await client.get("/api/auth/me")).status_code == 200
+
+        out = await memex("users", "reset-password", "CLEO@example.com")
+        assert out.startswith("reset the password of cleo@example.com; their sessions were ended\n")
+        generated = re.search(r"password \(shown only now\): (\S+)", out)
+        assert generated and len(generated.group(1)) >= 16
+        assert (await client.get("/api/auth/me")).json() == {"detail": "session ended: log in again"}
+        assert await login("cleo's first password") == 401
+        assert await login(generated.group(1)) == 200
+
+        given = await memex("users", "reset-password", "cleo@example.com", "--password", "a password cleo chose")
+        assert "shown only now" not in given
+        assert await login("a password cleo chose") == 200
+        assert "at least 8 characters" in await memex(
+            "users", "reset-password", "cleo@example.com", "--password", "short", ok=False
+        )
+        assert "no user with the email nobody@example.com" in await memex(
+            "users", "reset-password", "nobody@example.com", ok=False
+        )

@@ -22,7 +22,7 @@ async def upload(runtime: Runtime, actor: Actor, kb_id: uuid.UUID, *names: str) 
     async def receive() -> list[Upload]:
         return [Upload(name=name, data=f"# {name}\n\nNotes about {name}, kept for later.\n".encode()) for name in names]
 
-    return await service.upload(runtime, actor, kb_id=kb_id, receive=receive)
+    return (await service.upload(runtime, actor, kb_id=kb_id, receive=receive)).documents
 
 
 async def priorities(runtime: Runtime) -> dict[str, list[int]]:

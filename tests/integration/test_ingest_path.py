@@ -162,7 +162,7 @@ async def test_an_upload_job_embeds_again_after_a_model_swap(runtime: Runtime) -
     async def receive() -> list[Upload]:
         return [Upload(name="a.md", data=b"# Swaps\n\nAn upload follows the swap too.\n")]
 
-    (doc,) = await service.upload(runtime, Actor.system(), kb_id=kb_id, receive=receive)
+    (doc,) = (await service.upload(runtime, Actor.system(), kb_id=kb_id, receive=receive)).documents
     await drain(runtime)
     async with runtime.engine.begin() as conn:
         assert (await service.get(conn, Actor.system(), doc.id)).status == "indexed"

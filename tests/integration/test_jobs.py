@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from procrastinate import RetryStrategy
 
@@ -19,6 +20,7 @@ from memex.documents import service
 from memex.documents.models import Document
 from memex.documents.service import Upload
 from memex.embeddings.base import Embedder, Vectors
+from memex.errors import Conflict
 from memex.jobs.app import build_app, run_worker
 from memex.kbs import store as kbs
 from memex.kbs.access import Actor
@@ -45,7 +47,7 @@ async def put(runtime: Runtime, kb_id: uuid.UUID, *files: tuple[str, bytes]) -> 
     async def receive() -> list[Upload]:
         return [Upload(name=name, data=data) for name, data in files]
 
-    return await service.upload(runtime, Actor.system(), kb_id=kb_id, receive=receive)
+    return (await service.upload(runtime, Actor.system(), kb_id=kb_id, receive=receive)).documents
 
 
 async def doc(runtime: Runtime, document_id: uuid.UUID) -> Document:
@@ -121,22 +123,23 @@ async def test_job_is_enqueued_only_if_the_transaction_commits(runtime: Runtime)
     assert await job_rows(runtime) == []
 
 
-async def test_unparsable_file_fails_at_once_and_can_be_retried(runtime: Runtime) -> None:
+async def test_unparsable_file_fails_at_once_and_a_retry_is_refused_with_its_reason(runtime: Runtime) -> None:
     kb_id = await make_kb(runtime)
     (bad,) = await put(runtime, kb_id, ("corrupt.pdf", (DATA / "corrupt.pdf").read_bytes()))
     await drain(runtime)
     failed = await doc(runtime, bad.id)
     assert failed.status == "failed"
     assert failed.error and "PDF" in failed.error
+    assert failed.retryable is False
     # A parse error is final: the job itself succeeded, in one run, with no retry.
     assert [(r.status, r.attempts) for r in await job_rows(runtime)] == [("succeeded", 1)]
 
+    # The same bytes would fail the same way: the retry says why and queues nothing.
     async with runtime.engine.begin() as conn:
-        queued = await service.retry(conn, Actor.system(), bad.id)
-    assert (queued.status, queued.error) == ("queued", None)
-    await drain(runtime)
+        with pytest.raises(Conflict, match=r"^corrupt\.pdf cannot be indexed as it is \(corrupt PDF: "):
+            await service.retry(conn, Actor.system(), bad.id)
     assert (await doc(runtime, bad.id)).status == "failed"
-    assert len(await job_rows(runtime)) == 2
+    assert len(await job_rows(runtime)) == 1
 
 
 async def test_transient_error_is_retried_then_indexed(runtime: Runtime) -> None:

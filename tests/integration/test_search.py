@@ -172,6 +172,41 @@ async def test_keyword_ranking_prefers_rare_words(runtime: Runtime, tmp_path: Pa
     assert names[0] == "rare.txt" and len(names) == 3
 
 
+LIGHTHOUSE = [
+    "The lighthouse stands on the northern cape and was built from granite in the last century.",
+    "Its lamp is cleaned every morning by the keeper, who climbs two hundred steps to reach it.",
+    "In winter storms the waves reach the gallery, and the keeper stays inside for days at a time.",
+    "Ships passing the cape count the flashes, three every twenty seconds, to know where they are.",
+    "The foghorn was replaced by an electric one, which the villagers say sounds like a cow.",
+    "Visitors may climb the tower on Sundays in summer, when the weather allows it.",
+]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "keyword", "vector"])
+async def test_snippets_keep_the_matched_sentence_whole(runtime: Runtime, tmp_path: Path, mode: str) -> None:
+    folder = tmp_path / "cape"
+    folder.mkdir()
+    (folder / "lighthouse.txt").write_text(" ".join(LIGHTHOUSE) + "\n")
+    async with runtime.engine.begin() as conn:
+        kb_id = (await kbs.create(conn, name="cape", owner_id=None)).id
+    await index_paths(runtime, kb_id=kb_id, paths=[folder])
+    filters = SearchFilters(kb_ids=(kb_id,))
+    results = await service.search(
+        runtime,
+        Actor.system(),
+        SearchRequest(query="foghorn villagers", mode=mode, filters=filters, cutoff=False),  # type: ignore[arg-type]
+    )
+    snippet = results[0].snippet
+    text = snippet.replace("<mark>", "").replace("</mark>", "").removeprefix("… ").removesuffix(" …")
+    # It starts and ends where sentences of the passage start and end, and holds the matched sentence whole.
+    assert any(text.startswith(s) for s in LIGHTHOUSE) and any(text.endswith(s) for s in LIGHTHOUSE), snippet
+    if mode != "vector":
+        assert "<mark>foghorn</mark>" in snippet and "<mark>villagers</mark>" in snippet
+        assert LIGHTHOUSE[4] in text and len(text) <= 320
+    else:
+        assert "<mark>" not in snippet and text.startswith(LIGHTHOUSE[0])
+
+
 async def test_search_in_a_small_kb_finds_all_its_neighbours(runtime: Runtime, indexed: dict[str, uuid.UUID]) -> None:
     """HNSW filters after walking the graph; a small KB is searched exactly instead, so nothing is missed."""
     filters = SearchFilters(kb_ids=(indexed["other"],))

@@ -27,10 +27,10 @@ from memex.runtime import Runtime
 BAD_CREDENTIALS = "invalid email or password"
 
 
-def _attempt_key(email: str) -> str:
+def attempt_key(email: str, ip: str | None) -> str:
     """Whose attempts these are: the email as typed (known or not, so back-off says nothing about which exist)
-    and the client's address."""
-    return f"{email.strip().lower()}|{origin.current().ip or 'local'}"
+    and the client's address (None: the local machine)."""
+    return f"{email.strip().lower()}|{ip or 'local'}"
 
 
 async def login(runtime: Runtime, *, email: str, password: str) -> Login:
@@ -42,7 +42,7 @@ async def login(runtime: Runtime, *, email: str, password: str) -> Login:
         found = await store.credentials(conn, email.strip())
     user = found.user if found else None
     backoff = runtime.rate_limits.login_backoff
-    who = _attempt_key(email)
+    who = attempt_key(email, origin.current().ip)
     try:
         attempt = await backoff.attempt(who)
     except RateLimited:

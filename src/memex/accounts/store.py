@@ -121,6 +121,18 @@ async def set_password(conn: AsyncConnection, *, user_id: uuid.UUID, password_ha
     )
 
 
+async def password_hash(conn: AsyncConnection, user_id: uuid.UUID) -> str | None:
+    """The user's password hash; None for a user without a password (single sign-on only) or no such user."""
+    row = (await conn.execute(sa.text("SELECT password_hash FROM users WHERE id = :id"), {"id": user_id})).first()
+    return row.password_hash if row else None
+
+
+async def active_emails(conn: AsyncConnection) -> list[str]:
+    """Every active user's email, sorted."""
+    rows = await conn.execute(sa.text("SELECT email FROM users WHERE is_active ORDER BY lower(email)"))
+    return [r.email for r in rows]
+
+
 # --- sessions --------------------------------------------------------------------------------------------
 
 
@@ -171,11 +183,16 @@ async def revoke_session(conn: AsyncConnection, token_hash: str) -> None:
     )
 
 
-async def revoke_user_sessions(conn: AsyncConnection, user_id: uuid.UUID) -> None:
-    await conn.execute(
-        sa.text("UPDATE sessions SET revoked_at = now() WHERE user_id = :user_id AND revoked_at IS NULL"),
-        {"user_id": user_id},
+async def revoke_user_sessions(conn: AsyncConnection, user_id: uuid.UUID, *, keep_hash: str | None = None) -> int:
+    """End the user's live sessions, all but the one whose token hashes to `keep_hash`; how many it ended."""
+    result = await conn.execute(
+        sa.text(
+            "UPDATE sessions SET revoked_at = now() WHERE user_id = :user_id AND revoked_at IS NULL "
+            "AND token_hash IS DISTINCT FROM :keep RETURNING token_hash"
+        ),
+        {"user_id": user_id, "keep": keep_hash},
     )
+    return len(result.all())
 
 
 # --- single sign-on ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from procrastinate.exceptions import ConnectorException
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memex.db import failures
-from memex.errors import DatabaseUnavailable, MemexError, RateLimited
+from memex.errors import DatabaseUnavailable, MemexError, RateLimited, UploadRejected
 
 log = structlog.get_logger("memex.api")
 
@@ -60,7 +60,10 @@ def install(app: FastAPI) -> None:
             headers = {"Retry-After": str(failures.RETRY_AFTER_SECONDS)}
         if exc.status_code >= 500:
             log.error("request failed", error=exc.message, path=request.url.path)
-        return JSONResponse(_body(request, exc.message, exc.status_code), status_code=exc.status_code, headers=headers)
+        body = _body(request, exc.message, exc.status_code)
+        if isinstance(exc, UploadRejected):
+            body["rejected"] = [{"name": name, "reason": reason} for name, reason in exc.rejected]
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

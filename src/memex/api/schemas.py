@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from memex.accounts.credentials import UserStatus
 from memex.accounts.models import ApiKey, User
-from memex.documents.models import Document
+from memex.documents.models import Document, DocumentText, Passage, TextFormat
 from memex.documents.service import MAX_NAME_CHARS
 from memex.kbs.models import Invitation, KbListing, KbOwnership, Member
 
@@ -118,6 +119,39 @@ class UserPatch(BaseModel):
     is_admin: bool | None = None
 
 
+class AdminUserOut(UserOut):
+    locked_until: datetime | None = Field(
+        default=None,
+        description="While failed logins make some client address wait before trying this account again: until when.",
+    )
+
+    @classmethod
+    def of_status(cls, status: UserStatus) -> AdminUserOut:
+        return cls(**UserOut.of(status.user).model_dump(), locked_until=status.locked_until)
+
+
+class PasswordChangeIn(BaseModel):
+    current_password: Password
+    new_password: Annotated[Text, Field(min_length=8, max_length=1024)]
+
+
+class PasswordResetIn(BaseModel):
+    password: Annotated[Text, Field(min_length=8, max_length=1024)] | None = Field(
+        default=None, description="Omit to have one generated and returned once."
+    )
+
+
+class PasswordResetOut(BaseModel):
+    user: UserOut
+    password: str | None = Field(description="The generated password, shown only here; null if one was given.")
+
+
+class PeopleOut(BaseModel):
+    emails: list[str] = Field(
+        description="Admins: every active user. Others: only people they already share a knowledge base with."
+    )
+
+
 # --- knowledge bases -------------------------------------------------------------------------------------
 
 
@@ -223,6 +257,10 @@ class MemberIn(BaseModel):
     role: Literal["viewer", "editor"]
 
 
+class MemberPatch(BaseModel):
+    role: Literal["viewer", "editor"]
+
+
 class MemberOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -250,6 +288,18 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
 # --- documents -------------------------------------------------------------------------------------------
 
 
+class ProgressOut(BaseModel):
+    done: int = Field(description="Chunks embedded so far.")
+    total: int = Field(description="Chunks the file was split into.")
+    unit: Literal["chunks"] = "chunks"
+
+    @classmethod
+    def of(cls, doc: Document) -> ProgressOut | None:
+        if doc.status != "indexing" or doc.progress_done is None or doc.progress_total is None:
+            return None
+        return cls(done=doc.progress_done, total=doc.progress_total)
+
+
 class DocumentOut(BaseModel):
     id: uuid.UUID
     kb: uuid.UUID
@@ -262,6 +312,12 @@ class DocumentOut(BaseModel):
     size: int
     status: str = Field(description="queued, indexing, indexed or failed.")
     error: str | None = Field(description="Why ingestion failed (or why an attempt failed while it is retried).")
+    retryable: bool = Field(
+        description="False when the file itself is why it failed (corrupt, encrypted, no text): a retry is refused."
+    )
+    progress: ProgressOut | None = Field(
+        description="While a large file is being indexed: how many of its chunks are embedded so far."
+    )
     chunk_count: int
     modified_at: datetime | None
     created_at: datetime
@@ -282,6 +338,8 @@ class DocumentOut(BaseModel):
             size=doc.size,
             status=doc.status,
             error=doc.error,
+            retryable=doc.retryable,
+            progress=ProgressOut.of(doc),
             chunk_count=doc.chunk_count,
             modified_at=doc.modified_at,
             created_at=doc.created_at,
@@ -292,6 +350,47 @@ class DocumentOut(BaseModel):
 
 class DocumentsOut(BaseModel):
     documents: list[DocumentOut]
+
+
+class PassageOut(BaseModel):
+    id: int = Field(description="The chunk's id: what search results and citations call chunk_id.")
+    ordinal: int = Field(description="Its place in the document, from 0.")
+    heading: str = Field(description="The headings it sits under, joined by ' › '.")
+    location: str = Field(description="Where it is in the file: 'page 3', 'line 12', 'element p[4]'…")
+    text: str
+
+    @classmethod
+    def of(cls, passage: Passage) -> PassageOut:
+        return cls(
+            id=passage.id,
+            ordinal=passage.ordinal,
+            heading=passage.heading,
+            location=passage.location,
+            text=passage.text,
+        )
+
+
+class DocumentTextOut(BaseModel):
+    document: DocumentOut
+    kb: KbOut
+    format: TextFormat = Field(
+        description="How to show it: Markdown or HTML rendered from `source`, a PDF page by page, or plain text."
+    )
+    source: str | None = Field(
+        description="The original text of a Markdown or HTML file, as uploaded: sanitize it before rendering (the web "
+        "UI keeps only an allow-list of elements). Null for other formats, files over 2 MiB and documents not indexed."
+    )
+    passages: list[PassageOut] = Field(description="The stored chunks in reading order.")
+
+    @classmethod
+    def of(cls, text: DocumentText) -> DocumentTextOut:
+        return cls(
+            document=DocumentOut.of(text.document),
+            kb=KbOut.of(text.kb),
+            format=text.format,
+            source=text.source,
+            passages=[PassageOut.of(p) for p in text.passages],
+        )
 
 
 class AcceptedOut(BaseModel):
@@ -311,8 +410,16 @@ class WrittenOut(BaseModel):
         return cls(id=doc.id, status=doc.status)
 
 
+class RejectedOut(BaseModel):
+    name: str = Field(description="The name the file was sent under.")
+    reason: str = Field(description="Why it was not accepted, as a sentence for people.")
+
+
 class UploadOut(BaseModel):
-    documents: list[AcceptedOut]
+    documents: list[AcceptedOut] = Field(description="The files accepted: queued, or unchanged and already there.")
+    rejected: list[RejectedOut] = Field(
+        description="The files not accepted, each with its reason; nothing of theirs was stored."
+    )
 
 
 class RenameIn(BaseModel):

@@ -103,3 +103,39 @@ async def delete_before(conn: AsyncConnection, cutoff: datetime) -> int:
     )
     result = await conn.execute(sa.text("DELETE FROM audit_log WHERE at < :cutoff"), {"cutoff": cutoff})
     return int(result.rowcount)
+
+
+# A lockout ends when its wait runs out, when the address it held back logs in (a success there clears the wait),
+# or when an admin unlocks the account; lockouts are only looked for in the last day (the back-off's memory).
+_LIVE_LOCKOUTS = (
+    "FROM audit_log l WHERE l.action = 'lockout' AND l.target_type = 'user' "
+    "AND l.at > now() - make_interval(secs => :remember) AND CAST(l.detail ->> 'until' AS timestamptz) > now() "
+    "AND NOT EXISTS (SELECT 1 FROM audit_log c WHERE c.target_type = 'user' AND c.target_id = l.target_id "
+    "AND c.id > l.id AND (c.action = 'user_unlocked' OR (c.action = 'login' AND c.ip IS NOT DISTINCT FROM l.ip)))"
+)
+
+
+async def locked_until(conn: AsyncConnection, *, remember_seconds: int) -> dict[str, datetime]:
+    """Each user (by id, as text) whose failed logins hold some address back now, and until when the last wait runs."""
+    rows = await conn.execute(
+        sa.text(
+            f"SELECT l.target_id, max(CAST(l.detail ->> 'until' AS timestamptz)) AS until {_LIVE_LOCKOUTS} "
+            "GROUP BY l.target_id"
+        ),
+        {"remember": remember_seconds},
+    )
+    return {r.target_id: r.until for r in rows}
+
+
+async def failed_login_addresses(
+    conn: AsyncConnection, *, user_id: uuid.UUID, remember_seconds: int
+) -> list[str | None]:
+    """The client addresses (None: no address, the local machine) refused a login at this user recently."""
+    rows = await conn.execute(
+        sa.text(
+            "SELECT DISTINCT ip FROM audit_log WHERE action IN ('login_failed', 'lockout') AND target_type = 'user' "
+            "AND target_id = :user_id AND at > now() - make_interval(secs => :remember)"
+        ),
+        {"user_id": str(user_id), "remember": remember_seconds},
+    )
+    return [r.ip for r in rows]

@@ -156,7 +156,9 @@ class RemoteClient:
         from memex.ingest.parsers import mime_for
 
         files = [("files", (name, data, mime_for(name)))]
-        body = (await self._call("POST", f"/api/kbs/{kb_id}/documents", files=files)).json()
+        # A folder may hold two copies of a file, and `memex index` keeps both: so does the server, asked to.
+        url = f"/api/kbs/{kb_id}/documents"
+        body = (await self._call("POST", url, files=files, params={"duplicates": "keep"})).json()
         return dict(body["documents"][0])
 
     async def rename(self, document_id: str, *, name: str) -> None:
@@ -246,7 +248,7 @@ def _plan(root: Path, files: list[ScannedFile], remote: list[dict[str, Any]], pr
         if existing is not None and existing["sha256"] == sha:
             if existing["status"] == "indexed":
                 plan.unchanged += 1
-            elif existing["status"] == "failed":
+            elif existing["status"] == "failed" and existing.get("retryable", True):
                 plan.retries.append((existing["id"], name))
             else:
                 plan.waits.append((existing["id"], name))
@@ -289,7 +291,8 @@ async def sync(client: RemoteClient, *, kb_id: str, paths: Sequence[Path], progr
             summary.removed += 1
             progress.advance("removed", name)
         for document_id, name in plan.retries:
-            with contextlib.suppress(errors.Conflict):  # someone queued it again meanwhile: just wait for it
+            # Someone queued it again meanwhile, or the file cannot be indexed after all: wait for it, and report it.
+            with contextlib.suppress(errors.Conflict):
                 await client.retry(document_id)
             pending[document_id] = (name, "updated")
         for document_id, name in plan.waits:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from memex.accounts import service
+from memex.accounts import credentials, service
 from memex.accounts.models import NewUser, User
 from memex.cli.main import run_async, settings_from
 from memex.kbs.access import Actor
@@ -58,12 +58,15 @@ def register(app: typer.Typer) -> None:
         """List users."""
         settings = settings_from(ctx)
 
-        async def go() -> list[User]:
+        async def go() -> list[credentials.UserStatus]:
             async with system_connection(settings) as conn:
-                return await service.list_users(conn)
+                return await credentials.list_users(conn)
 
-        for user in run_async(go):
-            flags = ", ".join(f for f, on in (("admin", user.is_admin), ("disabled", not user.is_active)) if on)
+        for status in run_async(go):
+            user = status.user
+            locked = f"locked until {status.locked_until.astimezone():%Y-%m-%d %H:%M}" if status.locked_until else ""
+            marks = (("admin", user.is_admin), ("disabled", not user.is_active), (locked, bool(locked)))
+            flags = ", ".join(f for f, on in marks if on)
             last = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never"
             typer.echo(f"{user.id}  {user.email}{f'  [{flags}]' if flags else ''}  last login: {last}")
 
@@ -80,3 +83,24 @@ def register(app: typer.Typer) -> None:
 
         user = run_async(go)
         typer.echo(f"disabled {user.email}")
+
+    @users.command("reset-password")
+    def reset_password(
+        ctx: typer.Context,
+        email: Annotated[str, typer.Argument(help="Email of the user whose password to reset.")],
+        password: Annotated[
+            str | None, typer.Option("--password", help="The new password; generated and printed if omitted.")
+        ] = None,
+    ) -> None:
+        """Set a user's password (generated and printed once without --password) and log them out everywhere."""
+        settings = settings_from(ctx)
+
+        async def go() -> tuple[User, str | None]:
+            async with system_connection(settings) as conn:
+                user = await service.find_user(conn, email)
+                return await credentials.reset_password(conn, Actor.system(), user.id, password=password)
+
+        user, generated = run_async(go)
+        typer.echo(f"reset the password of {user.email}; their sessions were ended")
+        if generated is not None:
+            typer.echo(f"password (shown only now): {generated}")

@@ -150,6 +150,11 @@ documents = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
     sa.Column("indexed_at", sa.DateTime(timezone=True), nullable=True),
+    # While a large file is indexed: chunks embedded so far, of how many (NULL otherwise).
+    sa.Column("progress_done", sa.Integer, nullable=True),
+    sa.Column("progress_total", sa.Integer, nullable=True),
+    # False when the file itself is why indexing failed (corrupt, encrypted, no text): the same bytes fail again.
+    sa.Column("retryable", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.CheckConstraint("status IN ('queued', 'indexing', 'indexed', 'failed')", name="documents_status_check"),
     sa.UniqueConstraint("kb_id", "source_path", name="documents_kb_path_key"),
     sa.Index("documents_sha256_idx", "kb_id", "sha256"),

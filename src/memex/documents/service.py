@@ -20,21 +20,27 @@ from memex import jobs
 from memex.audit import service as audit
 from memex.audit.models import Action
 from memex.documents import store
-from memex.documents.models import Document
-from memex.errors import Conflict, InvalidInput, NotFound, UnsupportedFileType
+from memex.documents.models import Document, DocumentText, TextFormat
+from memex.errors import Conflict, InvalidInput, MemexError, NotFound, UnsupportedFileType, UploadRejected
 from memex.ingest import detect, pipeline
 from memex.ingest.parsers import SUPPORTED_EXTENSIONS, extension_of, mime_for
 from memex.ingest.pipeline import MAX_REASON_CHARS, PENDING
 from memex.ingest.prepare import file_type
 from memex.jobs import batching, fairness
 from memex.kbs.access import Actor, Role, kb_filter, scope_for
-from memex.kbs.service import require_kb
+from memex.kbs.service import get_kb, require_kb
 from memex.runtime import Runtime
 
 log = structlog.get_logger("memex.ingest")
 _INTERRUPTED = "the batch this document was indexed with failed; it will be tried again on its own"
 
 MAX_NAME_CHARS = 1024
+# Formats the document page renders from the original text; every other format is shown as its passages' text.
+_RENDERED: dict[str, TextFormat] = {"md": "markdown", "markdown": "markdown", "html": "html", "htm": "html"}
+# Past this the page shows the passages instead: rendering megabytes of markup in a browser tab helps nobody.
+MAX_RENDERED_BYTES = 2 * 1024 * 1024
+# A rejected file's name is echoed back; one too long to store is cut to this.
+MAX_SHOWN_NAME = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,23 +63,57 @@ async def _document(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID,
     return doc
 
 
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A file an upload did not take, and why (the error's message is written without the file's name)."""
+
+    name: str
+    error: MemexError
+    position: int  # where the file was in the upload: reasons are listed in the order the files were sent
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    """What an upload did with each file: the documents it accepted and the files it rejected."""
+
+    documents: list[Document]
+    rejected: list[Rejected]
+
+
 async def upload(
-    runtime: Runtime, actor: Actor, *, kb_id: uuid.UUID, receive: Callable[[], Awaitable[Sequence[Upload]]]
-) -> list[Document]:
+    runtime: Runtime,
+    actor: Actor,
+    *,
+    kb_id: uuid.UUID,
+    receive: Callable[[], Awaitable[Sequence[Upload]]],
+    keep_duplicates: bool = False,
+) -> UploadResult:
     """Store uploaded files and queue their ingestion; a file with a name already in the KB replaces that document.
 
-    Access is checked before `receive` reads the body, and no connection is held while it streams.
+    Each file is accepted or rejected on its own (wrong type, empty, a copy of a document the KB holds under
+    another name unless `keep_duplicates`), and a rejected file changes nothing; when none is accepted this raises
+    UploadRejected with every reason. Access is checked before `receive` reads the body, and no connection is held
+    while it streams.
     """
     async with runtime.engine.connect() as conn:
         await require_kb(conn, actor, kb_id, Role.editor)
     received = await receive()
     if not received:
         raise InvalidInput("no files: send one or more in the multipart field 'files'")
+    rejected: list[Rejected] = []
     # The last of several files with one name wins, as it would on disk.
-    files = {clean_name(f.name): f.data for f in received}
+    files: dict[str, bytes] = {}
+    positions: dict[str, int] = {}
     accepted = accepted_extensions(runtime.settings.allowed_file_types)
-    for name, data in files.items():
-        check_file(name, data, accepted)
+    for position, f in enumerate(received):
+        try:
+            name = clean_name(f.name)
+            check_file(name, f.data, accepted)
+        except MemexError as exc:
+            rejected.append(Rejected(name=f.name[:MAX_SHOWN_NAME], error=exc, position=position))
+            continue
+        files[name] = f.data
+        positions[name] = position
 
     documents: list[Document] = []
     queued: list[uuid.UUID] = []
@@ -84,9 +124,14 @@ async def upload(
             existing = await store.find_by_path(conn, kb_id=kb_id, source_path=name)
             if existing is not None and existing.sha256 == sha and existing.status != "failed" and actor.can_read:
                 # Same content, already indexed or on its way. A write-only key is not told so (it would learn what
-                # the KB holds): its file is queued again like any other.
+                # the KB holds): its file is queued again like any other, and copies are not looked for either.
                 documents.append(existing)
                 continue
+            if actor.can_read and not keep_duplicates:
+                twin = await store.find_copy(conn, kb_id=kb_id, sha256=sha, other_than=name)
+                if twin is not None:
+                    rejected.append(Rejected(name=name, error=Conflict(_duplicate(twin)), position=positions[name]))
+                    continue
             document_id = await store.put_document(
                 conn,
                 kb_id=kb_id,
@@ -111,15 +156,35 @@ async def upload(
             found = await store.find_by_path(conn, kb_id=kb_id, source_path=name)
             assert found is not None
             documents.append(found)
+        rejected.sort(key=lambda r: r.position)
+        if not documents:
+            # Nothing was written, so leaving here (rolling back) changes nothing.
+            raise _all_rejected(rejected)
         await jobs.defer_ingest(conn, document_ids=queued, owner=fairness.owner_of(actor))
     log.info(
         "documents uploaded",
         kb=str(kb_id),
-        files=len(files),
+        files=len(received),
         queued=len(queued),
+        rejected=len(rejected),
         bytes=sum(len(d) for d in files.values()),
     )
-    return documents
+    return UploadResult(documents=documents, rejected=rejected)
+
+
+def _duplicate(twin: Document) -> str:
+    return f"the same content is already in this knowledge base as {twin.source_path!r}"
+
+
+def _all_rejected(rejected: Sequence[Rejected]) -> UploadRejected:
+    """One error for an upload none of whose files was accepted: the status their reasons share, or 422."""
+    statuses = {r.error.status_code for r in rejected}
+    status = statuses.pop() if len(statuses) == 1 else 422
+    reasons = "; ".join(f"{r.name}: {r.error.message}" for r in rejected)
+    message = reasons if len(rejected) == 1 else f"none of the {len(rejected)} files was accepted: {reasons}"
+    return UploadRejected(
+        message[:MAX_REASON_CHARS], status_code=status, rejected=[(r.name, r.error.message) for r in rejected]
+    )
 
 
 def clean_name(raw: str) -> str:
@@ -142,14 +207,14 @@ def check_file(name: str, data: bytes, accepted: frozenset[str]) -> None:
     ext = extension_of(name)
     if ext not in accepted:
         shown = f"file type {ext}" if ext else "a file without an extension"
-        raise UnsupportedFileType(f"{name}: {shown} is not accepted; accepted types: {', '.join(sorted(accepted))}")
+        raise UnsupportedFileType(f"{shown} is not accepted; accepted types: {', '.join(sorted(accepted))}")
     if not data.strip():
-        raise InvalidInput(f"{name}: the file is empty")
+        raise InvalidInput("the file is empty")
     if not detect.sniff_matches(data, ext):
         why = _SIGNATURES.get(ext, "wrong signature")
-        raise UnsupportedFileType(f"{name}: the content is not a {ext.lstrip('.').upper()} file ({why})")
+        raise UnsupportedFileType(f"the content is not a {ext.lstrip('.').upper()} file ({why})")
     if _is_text(name) and detect.looks_binary(data):
-        raise UnsupportedFileType(f"{name}: binary content where {ext} text was expected")
+        raise UnsupportedFileType(f"binary content where {ext} text was expected")
 
 
 _SIGNATURES = {".pdf": "no %PDF- header", ".docx": "not a ZIP archive"}
@@ -182,6 +247,21 @@ async def original(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) 
     return doc, data
 
 
+async def text(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) -> DocumentText:
+    """A document with its KB, its passages in reading order, and its original text where the page renders it."""
+    doc = await _document(conn, actor, document_id, Role.viewer)
+    kb = await get_kb(conn, actor, doc.kb_id)
+    passages = await store.passages_of(conn, document_id=doc.id)
+    shown_as: TextFormat = "pdf" if doc.file_type == "pdf" else _RENDERED.get(doc.file_type, "text")
+    source = None
+    # Only a file that was read as text is rendered: a failed one may be binary bytes under a .md name.
+    if shown_as in ("markdown", "html") and doc.status == "indexed" and doc.size <= MAX_RENDERED_BYTES:
+        data = await store.blob(conn, sha256=doc.sha256)
+        if data is not None:
+            source = detect.decode_text(data).replace("\x00", "")
+    return DocumentText(document=doc, kb=kb, format=shown_as, source=source, passages=passages)
+
+
 async def delete(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) -> None:
     """Delete a document, its chunks, and its original unless another document shares it."""
     doc = await _document(conn, actor, document_id, Role.editor)
@@ -212,10 +292,15 @@ async def rename(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID, *,
 
 
 async def retry(conn: AsyncConnection, actor: Actor, document_id: uuid.UUID) -> Document:
-    """Queue a failed document for ingestion again."""
+    """Queue a failed document for ingestion again, unless the file itself is why it failed (it would again)."""
     doc = await _document(conn, actor, document_id, Role.editor)
     if doc.status != "failed":
         raise Conflict(f"only a failed document can be retried; this one is {doc.status}")
+    if not doc.retryable:
+        raise Conflict(
+            f"{doc.source_path} cannot be indexed as it is ({doc.error}), so trying again would fail the same way: "
+            "upload a repaired copy under the same name to replace it"
+        )
     await store.mark_status(conn, document_id=doc.id, status="queued")
     await jobs.defer_ingest(conn, document_ids=[doc.id], owner=fairness.owner_of(actor))
     return dataclasses.replace(doc, status="queued", error=None)
@@ -254,7 +339,9 @@ async def ingest(
     items = []
     for found, data in docs:
         if data is None:
-            await finish_failed(runtime, found, "the original file is missing from the database: upload it again")
+            await finish_failed(
+                runtime, found, "the original file is missing from the database: upload it again", retryable=False
+            )
             continue
         items.append(
             pipeline.WorkItem(
@@ -300,11 +387,13 @@ async def _give_back(runtime: Runtime, claimed: Sequence[batching.Claimed], *, w
         await batching.finish(conn, job_ids=[c.job_id for c in claimed if c.job_id not in pending])
 
 
-async def finish_failed(runtime: Runtime, doc: Document, reason: str) -> None:
+async def finish_failed(runtime: Runtime, doc: Document, reason: str, *, retryable: bool = True) -> None:
     """Mark a document failed with the reason (unless newer content replaced it meanwhile)."""
     async with runtime.engine.begin() as conn:
         if await pipeline.still_current(conn, doc):
-            await store.mark_status(conn, document_id=doc.id, status="failed", error=reason[:MAX_REASON_CHARS])
+            await store.mark_status(
+                conn, document_id=doc.id, status="failed", error=reason[:MAX_REASON_CHARS], retryable=retryable
+            )
     runtime.metrics.document_ingested("failed")
     log.warning("document failed", document_id=str(doc.id), kb=str(doc.kb_id), reason=reason[:MAX_REASON_CHARS])
 

@@ -9,14 +9,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from memex.documents.models import Document, StoredFile
+from memex.documents.models import Document, Passage, StoredFile
 from memex.embeddings import store as embedding_store
 from memex.embeddings.base import Vectors, vector_literal
 from memex.ingest.chunking import Chunk
 
 DOCUMENT_COLUMNS = (
     "d.id, d.kb_id, d.source_path, d.title, d.mime, d.file_type, d.sha256, d.size, d.status, d.error, "
-    "d.chunk_count, d.modified_at, d.created_at, d.updated_at, d.indexed_at"
+    "d.chunk_count, d.modified_at, d.created_at, d.updated_at, d.indexed_at, d.progress_done, d.progress_total, "
+    "d.retryable"
 )
 
 
@@ -66,7 +67,8 @@ async def put_document(
                 "ON CONFLICT ON CONSTRAINT documents_kb_path_key DO UPDATE SET "
                 "title = EXCLUDED.title, mime = EXCLUDED.mime, file_type = EXCLUDED.file_type, sha256 = EXCLUDED.sha256, "
                 "size = EXCLUDED.size, status = EXCLUDED.status, metadata = EXCLUDED.metadata, "
-                "modified_at = EXCLUDED.modified_at, error = NULL, updated_at = now() "
+                "modified_at = EXCLUDED.modified_at, error = NULL, retryable = true, progress_done = NULL, "
+                "progress_total = NULL, updated_at = now() "
                 "RETURNING id, (SELECT sha256 FROM previous) AS previous_sha256"
             ),
             {
@@ -121,7 +123,8 @@ async def replace_chunks(
     )
     await conn.execute(
         sa.text(
-            "UPDATE documents SET status = 'indexed', error = NULL, chunk_count = :n, indexed_at = now(), updated_at = now() "
+            "UPDATE documents SET status = 'indexed', error = NULL, retryable = true, chunk_count = :n, indexed_at = now(), "
+            "updated_at = now(), progress_done = NULL, progress_total = NULL "
             "WHERE id = :id"
         ),
         {"id": document_id, "n": len(chunks)},
@@ -242,11 +245,48 @@ async def blob(conn: AsyncConnection, *, sha256: str) -> bytes | None:
     return bytes(row.data) if row else None
 
 
-async def mark_status(conn: AsyncConnection, *, document_id: uuid.UUID, status: str, error: str | None = None) -> None:
+async def mark_status(
+    conn: AsyncConnection, *, document_id: uuid.UUID, status: str, error: str | None = None, retryable: bool = True
+) -> None:
+    """Set a document's status and error; any indexing progress it showed ends with it."""
     await conn.execute(
-        sa.text("UPDATE documents SET status = :status, error = :error, updated_at = now() WHERE id = :id"),
-        {"id": document_id, "status": status, "error": error},
+        sa.text(
+            "UPDATE documents SET status = :status, error = :error, retryable = :retryable, progress_done = NULL, "
+            "progress_total = NULL, updated_at = now() WHERE id = :id"
+        ),
+        {"id": document_id, "status": status, "error": error, "retryable": retryable},
     )
+
+
+async def set_progress(conn: AsyncConnection, *, progress: Sequence[tuple[uuid.UUID, int, int]]) -> None:
+    """Record how far indexing got: (document id, chunks embedded, chunks in all), for documents still indexing.
+
+    `updated_at` is left alone: it says when the document last changed, not when a job last worked on it.
+    """
+    if not progress:
+        return
+    await conn.execute(
+        sa.text(
+            "UPDATE documents d SET progress_done = p.done, progress_total = p.total "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:done AS int[]), CAST(:total AS int[])) AS p(id, done, total) "
+            "WHERE d.id = p.id AND d.status = 'indexing'"
+        ),
+        {"ids": [p[0] for p in progress], "done": [p[1] for p in progress], "total": [p[2] for p in progress]},
+    )
+
+
+async def find_copy(conn: AsyncConnection, *, kb_id: uuid.UUID, sha256: str, other_than: str) -> Document | None:
+    """A document of the KB holding exactly these bytes under another name (the first by name, if several do)."""
+    row = (
+        await conn.execute(
+            sa.text(
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.kb_id = :kb_id AND d.sha256 = :sha "
+                "AND d.source_path <> :name ORDER BY d.source_path LIMIT 1"
+            ),
+            {"kb_id": kb_id, "sha": sha256, "name": other_than},
+        )
+    ).first()
+    return Document.from_row(row) if row else None
 
 
 async def find_by_path(conn: AsyncConnection, *, kb_id: uuid.UUID, source_path: str) -> Document | None:
@@ -303,3 +343,12 @@ async def chunks_of(conn: AsyncConnection, *, document_id: uuid.UUID) -> list[tu
         sa.text("SELECT heading, text FROM chunks WHERE document_id = :id ORDER BY ordinal"), {"id": document_id}
     )
     return [(r.heading, r.text) for r in rows]
+
+
+async def passages_of(conn: AsyncConnection, *, document_id: uuid.UUID) -> list[Passage]:
+    """A document's chunks in reading order, with their ids and locations."""
+    rows = await conn.execute(
+        sa.text("SELECT id, ordinal, heading, location, text FROM chunks WHERE document_id = :id ORDER BY ordinal"),
+        {"id": document_id},
+    )
+    return [Passage(id=r.id, ordinal=r.ordinal, heading=r.heading, location=r.location, text=r.text) for r in rows]

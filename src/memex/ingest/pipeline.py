@@ -16,13 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memex.documents import store as documents
 from memex.documents.models import Document
 from memex.embeddings import store as embedding_store
-from memex.embeddings.base import Vectors
-from memex.errors import EmbeddingModelChanged, MemexError
+from memex.embeddings.base import Embedder, Vectors
+from memex.errors import EmbeddingModelChanged, MemexError, ParseError, ParseLimit, UnsupportedFileType
 from memex.ingest.prepare import Prepared
 from memex.ingest.scan import Failure
 from memex.runtime import Runtime
@@ -111,9 +112,9 @@ async def run(
         if on_progress:
             on_progress(outcome, path)
 
-    async def fail(item: WorkItem, reason: str) -> None:
+    async def fail(item: WorkItem, reason: str, *, retryable: bool = True) -> None:
         if item.uploaded is not None:
-            await _record_failure(runtime, item.uploaded, reason)
+            await _record_failure(runtime, item.uploaded, reason, retryable=retryable)
         outcomes.failures.append(Failure(path=item.source_path, reason=reason))
         metrics.document_ingested("failed")
         report("failed", item.source_path)
@@ -133,10 +134,10 @@ async def run(
                     await fail(item, f"cannot read: {exc.strerror or exc}")
                     continue
                 except MemexError as exc:
-                    await fail(item, exc.message)
+                    await fail(item, exc.message, retryable=not _in_the_file(exc))
                     continue
                 if not prepared.chunks:
-                    await fail(item, NO_TEXT)
+                    await fail(item, NO_TEXT, retryable=False)
                     continue
                 seconds = time.perf_counter() - started
                 await ready.put(_Ready(item=item, data=data, sha256=sha, prepared=prepared, seconds=seconds))
@@ -187,7 +188,7 @@ async def run(
             embedder, generation = await runtime.embedding_model()
             texts = [c.embed_text for e in batch for c in e.prepared.chunks]
             started = time.perf_counter()
-            vectors = await asyncio.to_thread(embedder.embed_documents, texts)
+            vectors = await _embed(runtime, embedder, batch, texts)
             per_chunk = (time.perf_counter() - started) / max(size, 1)
             per_doc: list[Vectors] = []
             offset = 0
@@ -206,6 +207,34 @@ async def run(
             producer.cancel()
         if pending_store is not None and not pending_store.done():
             pending_store.cancel()
+
+
+async def _embed(runtime: Runtime, embedder: Embedder, batch: Sequence[_Ready], texts: list[str]) -> Vectors:
+    """The batch's vectors; an uploaded document too large for one embedding call shows its progress as it goes.
+
+    Its row is updated once per EMBED_BATCH_CHUNKS chunks, so the cost is one small write per call of the model.
+    """
+    watched: list[tuple[uuid.UUID, int, int]] = []  # document, offset of its first chunk in `texts`, its chunks
+    offset = 0
+    for e in batch:
+        count = len(e.prepared.chunks)
+        if e.item.uploaded is not None and count > EMBED_BATCH_CHUNKS:
+            watched.append((e.item.uploaded.id, offset, count))
+        offset += count
+    if not watched:
+        return await asyncio.to_thread(embedder.embed_documents, texts)
+    parts: list[Vectors] = []
+    for start in range(0, len(texts), EMBED_BATCH_CHUNKS):
+        await _show_progress(runtime, watched, embedded=start)
+        parts.append(await asyncio.to_thread(embedder.embed_documents, texts[start : start + EMBED_BATCH_CHUNKS]))
+    await _show_progress(runtime, watched, embedded=len(texts))
+    return np.concatenate(parts)
+
+
+async def _show_progress(runtime: Runtime, watched: Sequence[tuple[uuid.UUID, int, int]], *, embedded: int) -> None:
+    progress = [(doc_id, min(max(embedded - first, 0), count), count) for doc_id, first, count in watched]
+    async with runtime.engine.begin() as conn:
+        await documents.set_progress(conn, progress=progress)
 
 
 async def _store_following_swaps(
@@ -280,7 +309,17 @@ async def still_current(conn: AsyncConnection, doc: Document) -> bool:
     return current is not None and current.sha256 == doc.sha256 and current.status in PENDING
 
 
-async def _record_failure(runtime: Runtime, doc: Document, reason: str) -> None:
+def _in_the_file(exc: MemexError) -> bool:
+    """Whether the file itself is why it could not be read, so that reading the same bytes again fails again.
+
+    Not so for a sandbox limit, which an administrator may raise (and a wall-clock limit may be the machine's load).
+    """
+    return isinstance(exc, ParseError | UnsupportedFileType) and not isinstance(exc, ParseLimit)
+
+
+async def _record_failure(runtime: Runtime, doc: Document, reason: str, *, retryable: bool) -> None:
     async with runtime.engine.begin() as conn:
         if await still_current(conn, doc):
-            await documents.mark_status(conn, document_id=doc.id, status="failed", error=reason[:MAX_REASON_CHARS])
+            await documents.mark_status(
+                conn, document_id=doc.id, status="failed", error=reason[:MAX_REASON_CHARS], retryable=retryable
+            )

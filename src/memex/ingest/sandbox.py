@@ -24,7 +24,7 @@ from typing import IO
 
 import structlog
 
-from memex.errors import ParseError, UnsupportedFileType
+from memex.errors import ParseError, ParseLimit, UnsupportedFileType
 from memex.ingest import sandbox_child
 from memex.ingest.prepare import Prepared, from_json
 from memex.settings import Settings
@@ -211,7 +211,7 @@ class ParsePool:
                 frame, retire = child.read(data, name)
             except _Lost as exc:
                 log.warning("parser process ended", name=name, reason=str(exc))
-                raise ParseError(str(exc)) from None
+                raise ParseLimit(str(exc)) from None
             if retire:
                 child.close()
             else:

@@ -250,6 +250,42 @@ async def unshare(conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, user_id
     )
 
 
+async def change_role(
+    conn: AsyncConnection, actor: Actor, kb_id: uuid.UUID, user_id: uuid.UUID, *, role: Role
+) -> Member:
+    """Make a member a viewer or an editor (owner or admin); an invitation not yet accepted is not a member yet."""
+    kb = await require_kb(conn, actor, kb_id, Role.owner)
+    if role not in SHARE_ROLES:
+        raise InvalidInput("a member can be a viewer or an editor")
+    found = await store.member(conn, kb_id=kb.id, user_id=user_id)
+    if found is None or found.accepted_at is None:
+        raise NotFound("this user is not a member of this knowledge base")
+    if found.role == Role.owner.name:
+        raise Conflict("the owner's role cannot be changed")
+    if found.role != role.name:
+        await store.set_member_role(conn, kb_id=kb.id, user_id=user_id, role=role)
+        await audit.record(
+            conn,
+            action=Action.kb_role_changed,
+            actor=actor,
+            target_type="kb",
+            target_id=kb.id,
+            detail={"user_id": str(user_id), "email": found.email, "role": role.name, "previous_role": found.role},
+        )
+    changed = await store.member(conn, kb_id=kb.id, user_id=user_id)
+    assert changed is not None
+    return changed
+
+
+async def share_suggestions(conn: AsyncConnection, actor: Actor) -> list[str]:
+    """Emails to suggest when sharing: every active user for an admin, else only the people the actor already
+    shares a knowledge base with, so that the list tells nobody which other addresses have accounts."""
+    if actor.is_admin and "admin" in actor.scopes:
+        me = None if actor.user_id is None else await accounts.get_user(conn, actor.user_id)
+        return [email for email in await accounts.active_emails(conn) if me is None or email != me.email]
+    return await store.co_member_emails(conn, actor)
+
+
 async def find_local_kb(conn: AsyncConnection, name_or_id: str, *, create: bool) -> KnowledgeBase | None:
     """The KB a local command means by `--kb`: by id, else by name, the local (ownerless) KBs first.
 

@@ -257,3 +257,23 @@ async def remove_member(conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uui
         sa.text("DELETE FROM kb_members WHERE kb_id = :kb_id AND user_id = :user_id"),
         {"kb_id": kb_id, "user_id": user_id},
     )
+
+
+async def set_member_role(conn: AsyncConnection, *, kb_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> None:
+    await conn.execute(
+        sa.text("UPDATE kb_members SET role = :role WHERE kb_id = :kb_id AND user_id = :user_id"),
+        {"kb_id": kb_id, "user_id": user_id, "role": role.name},
+    )
+
+
+async def co_member_emails(conn: AsyncConnection, actor: Actor) -> list[str]:
+    """The active users who accepted a membership of a KB the actor may read (owners included), the actor left out."""
+    where, params = kb_filter(actor, Role.viewer, column="m.kb_id")
+    rows = await conn.execute(
+        sa.text(
+            "SELECT DISTINCT u.email, lower(u.email) AS sort FROM kb_members m JOIN users u ON u.id = m.user_id "
+            f"WHERE m.accepted_at IS NOT NULL AND u.is_active AND u.id IS DISTINCT FROM :me AND {where} ORDER BY sort"
+        ),
+        params | {"me": actor.user_id},
+    )
+    return [r.email for r in rows]

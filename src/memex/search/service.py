@@ -21,6 +21,7 @@ from memex.runtime import Runtime
 from memex.search import store
 from memex.search.models import MAX_LIMIT, MODES, SearchPage, SearchRequest, SearchResult, mode_named
 from memex.search.query import ParsedQuery, glob_to_regex, parse_query, word_regex
+from memex.search.snippets import make_snippet
 
 log = structlog.get_logger("memex.search")
 
@@ -108,7 +109,7 @@ async def search_page(runtime: Runtime, actor: Actor, request: SearchRequest) ->
             heading=r.heading,
             location=r.location,
             text=r.text,
-            snippet=highlight_html(r.snippet),
+            snippet=highlight_html(make_snippet(r.snippet)),
             score=float(r.score),
         )
         for r in rows

@@ -169,11 +169,10 @@ LEFT JOIN documents d ON d.id = c.document_id
 LEFT JOIN knowledge_bases kb ON kb.id = c.kb_id
 ORDER BY f.score DESC, c.id"""
 
-_HEADLINE = (
-    "ts_headline('english', c.text, (SELECT query FROM q), "
-    "'StartSel=\x02, StopSel=\x03, MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=\" … \"')"
-)
-_PLAIN_SNIPPET = "left(c.text, 300)"
+# The whole passage with every match marked: search/snippets.py cuts the snippet from it at sentence boundaries
+# (ts_headline's own fragments end after a count of words, often halfway through the sentence that matched).
+_HEADLINE = "ts_headline('english', c.text, (SELECT query FROM q), 'StartSel=\x02, StopSel=\x03, HighlightAll=true')"
+_PLAIN_SNIPPET = "c.text"
 
 
 # The keyword ranking found by `keyword_sql`, handed back as arrays: its rank is its place in them.

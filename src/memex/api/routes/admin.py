@@ -8,14 +8,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from memex.accounts import service
+from memex.accounts import credentials, service
 from memex.api import auth
 from memex.api.deps import AdminActor, ConnDep, RuntimeDep
 from memex.api.schemas import (
     AdminKbOut,
+    AdminUserOut,
     AuditEntryOut,
     AuditOut,
     DoctorOut,
+    PasswordResetIn,
+    PasswordResetOut,
     UsageOut,
     UsageRowOut,
     UserCreated,
@@ -40,8 +43,9 @@ router = APIRouter(
 
 
 @router.get("/users")
-async def list_users(conn: ConnDep) -> list[UserOut]:
-    return [UserOut.of(u) for u in await service.list_users(conn)]
+async def list_users(conn: ConnDep) -> list[AdminUserOut]:
+    """Every user, with `locked_until` set while failed logins make some address wait before trying them again."""
+    return [AdminUserOut.of_status(s) for s in await credentials.list_users(conn)]
 
 
 @router.post("/users", status_code=201)
@@ -57,6 +61,25 @@ async def update_user(
 ) -> UserOut:
     """Disable or enable a user (their sessions and keys stop working), or change whether they are an admin."""
     return UserOut.of(await service.update_user(conn, actor, user_id, is_active=body.is_active, is_admin=body.is_admin))
+
+
+UserId = Annotated[uuid.UUID, Path(alias="id")]
+
+
+@router.post("/users/{id}/password")
+async def reset_password(
+    user_id: UserId, actor: AdminActor, conn: ConnDep, body: PasswordResetIn | None = None
+) -> PasswordResetOut:
+    """Set a user's password (without one, a generated password is returned only here); ends all their sessions."""
+    user, generated = await credentials.reset_password(conn, actor, user_id, password=body.password if body else None)
+    return PasswordResetOut(user=UserOut.of(user), password=generated)
+
+
+@router.post("/users/{id}/unlock")
+async def unlock_user(user_id: UserId, actor: AdminActor, conn: ConnDep, runtime: RuntimeDep) -> AdminUserOut:
+    """Forget the failed logins at a user, so that no address has to wait before its next attempt."""
+    unlocked = await credentials.unlock(conn, actor, user_id, backoff=runtime.rate_limits.login_backoff)
+    return AdminUserOut.of_status(unlocked)
 
 
 @router.get("/kbs")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from memex.accounts import service, sessions
+from memex.accounts import credentials, service, sessions
 from memex.api import auth
 from memex.api.deps import ConnDep, CurrentActor, RuntimeDep, SettingsDep, login_rate_limit
-from memex.api.schemas import LoginIn, MeOut, SessionOut, UserOut, error_responses
+from memex.api.schemas import DetailOut, LoginIn, MeOut, PasswordChangeIn, SessionOut, UserOut, error_responses
 from memex.errors import AuthenticationRequired
 
-router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(401, 403, 422, 429))
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(400, 401, 403, 422, 429))
 
 
 @router.post("/login", dependencies=[Depends(login_rate_limit)])
@@ -51,3 +51,15 @@ async def me(request: Request, response: Response, actor: CurrentActor, conn: Co
         scopes=sorted(actor.scopes),
         kbs=None if actor.kb_ids is None else sorted(actor.kb_ids),
     )
+
+
+# Counted like logins per client address: a stolen session must not become a fast way to guess the password.
+@router.post("/password", dependencies=[Depends(login_rate_limit)])
+async def change_password(body: PasswordChangeIn, request: Request, actor: CurrentActor, conn: ConnDep) -> DetailOut:
+    """Change your own password (the current one is needed); your other sessions are logged out, this one stays."""
+    found = await auth.authentication(request)
+    ended = await credentials.change_password(
+        conn, actor, current=body.current_password, new=body.new_password, session_token=found.session_token
+    )
+    others = "no other session was open" if ended == 0 else f"{ended} other session{'s' * (ended != 1)} logged out"
+    return DetailOut(detail=f"Your password has been changed ({others}).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -15,6 +15,8 @@ from memex.api.schemas import (
     AcceptedOut,
     DocumentOut,
     DocumentsOut,
+    DocumentTextOut,
+    RejectedOut,
     RenameIn,
     UploadOut,
     WrittenOut,
@@ -53,18 +55,36 @@ _UPLOAD_BODY: dict[str, Any] = {
     openapi_extra=_UPLOAD_BODY,
     dependencies=[Depends(rate_limit("upload"))],
 )
-async def upload(kb: uuid.UUID, request: Request, actor: CurrentActor, runtime: RuntimeDep) -> UploadOut:
+async def upload(
+    kb: uuid.UUID,
+    request: Request,
+    actor: CurrentActor,
+    runtime: RuntimeDep,
+    duplicates: Annotated[
+        Literal["reject", "keep"],
+        Query(
+            description="`keep` stores a copy of content the KB already holds under another name, as a folder would."
+        ),
+    ] = "reject",
+) -> UploadOut:
     """Upload files (multipart field `files`, one or many; a name may carry a relative path). Needs editor.
 
-    A file named like an existing document replaces it once the new version is indexed. A write-only key gets back
-    only what it sent and the ids and status its upload made (an unchanged file is queued again for it).
+    Each file is accepted or rejected on its own: `rejected` lists the files not taken (type not accepted, empty,
+    content not what the name says, a copy of a document already in the KB), each with its reason. When no file
+    is accepted the answer is an error whose `detail` gives every reason and whose `rejected` lists them, with the
+    status they share (415 for types, 409 for copies, 400 for names and empty files) or 422 when they differ.
+    A file named like an existing document replaces it once the new version is indexed. A write-only key gets
+    back only what it sent and the ids and status its upload made (an unchanged file or a copy is queued again).
     """
 
     async def receive() -> list[service.Upload]:
         return await uploads.read_files(request, limit_mb=runtime.settings.max_upload_mb)
 
-    docs = await service.upload(runtime, actor, kb_id=kb, receive=receive)
-    return UploadOut(documents=[AcceptedOut(id=d.id, name=d.source_path, status=d.status) for d in docs])
+    result = await service.upload(runtime, actor, kb_id=kb, receive=receive, keep_duplicates=duplicates == "keep")
+    return UploadOut(
+        documents=[AcceptedOut(id=d.id, name=d.source_path, status=d.status) for d in result.documents],
+        rejected=[RejectedOut(name=r.name, reason=r.error.message) for r in result.rejected],
+    )
 
 
 def _written(doc: Document, actor: Actor) -> DocumentOut | WrittenOut:
@@ -88,6 +108,13 @@ async def list_documents(
 @router.get("/documents/{document_id}", response_model=DocumentOut)
 async def get_document(document_id: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> DocumentOut:
     return DocumentOut.of(await service.get(conn, actor, document_id))
+
+
+@router.get("/documents/{document_id}/text", response_model=DocumentTextOut)
+async def document_text(document_id: uuid.UUID, actor: CurrentActor, conn: ConnDep) -> DocumentTextOut:
+    """The document as the document page shows it: its KB, its passages in reading order (ids, headings,
+    locations, text) and, for Markdown and HTML, the original text to render."""
+    return DocumentTextOut.of(await service.text(conn, actor, document_id))
 
 
 @router.patch("/documents/{document_id}", response_model=DocumentOut | WrittenOut)

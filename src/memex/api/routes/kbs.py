@@ -15,6 +15,8 @@ from memex.api.schemas import (
     KbPatch,
     MemberIn,
     MemberOut,
+    MemberPatch,
+    PeopleOut,
     error_responses,
 )
 from memex.kbs import service
@@ -69,6 +71,21 @@ async def share(kb: uuid.UUID, body: MemberIn, actor: CurrentActor, conn: ConnDe
     The knowledge base is shared once they accept; inviting a member again changes their role.
     """
     return DetailOut(detail=await service.invite(conn, actor, kb, email=body.email, role=Role[body.role]))
+
+
+@router.patch("/kbs/{kb}/members/{user_id}", tags=["knowledge bases"])
+async def change_role(
+    kb: uuid.UUID, user_id: uuid.UUID, body: MemberPatch, actor: CurrentActor, conn: ConnDep
+) -> MemberOut:
+    """Make a member a viewer or an editor (owner or admin); the owner's role stays."""
+    return MemberOut.of(await service.change_role(conn, actor, kb, user_id, role=Role[body.role]))
+
+
+@router.get("/share-suggestions", tags=["knowledge bases"])
+async def share_suggestions(actor: CurrentActor, conn: ConnDep) -> PeopleOut:
+    """Emails to offer when sharing: every active user for admins, only people the caller already shares a
+    knowledge base with for everyone else (so the list reveals no other accounts)."""
+    return PeopleOut(emails=await service.share_suggestions(conn, actor))
 
 
 @router.delete("/kbs/{kb}/members/{user_id}", status_code=204, tags=["knowledge bases"])

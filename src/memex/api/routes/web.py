@@ -20,6 +20,7 @@ from starlette.types import Scope
 import memex
 from memex.accounts import sso
 from memex.api import errors
+from memex.documents.service import accepted_extensions
 from memex.settings import Settings
 
 WEB = Path(memex.__file__).parent / "web"
@@ -65,9 +66,33 @@ def _page(request: Request, template: str, *, title: str, nav: str = "", **conte
     return response
 
 
+# How the upload boxes name the accepted types, in this order; extensions without a name here are shown as they are.
+_TYPE_NAMES = {
+    ".md": "Markdown",
+    ".markdown": "Markdown",
+    ".txt": "text",
+    ".text": "text",
+    ".pdf": "PDF",
+    ".docx": "Word",
+    ".html": "HTML",
+    ".htm": "HTML",
+    ".json": "JSON",
+    ".rst": "reStructuredText",
+    ".org": "Org",
+}
+
+
+def _upload_context(settings: Settings) -> dict[str, object]:
+    """What an upload box needs: the picker's `accept` list, the types in words, and the size limit."""
+    accepted = accepted_extensions(settings.allowed_file_types)
+    ordered = [e for e in _TYPE_NAMES if e in accepted] + sorted(accepted - _TYPE_NAMES.keys())
+    names = list(dict.fromkeys(_TYPE_NAMES.get(e, e) for e in ordered))
+    return {"accept": ",".join(ordered), "accepted_names": ", ".join(names), "max_upload_mb": settings.max_upload_mb}
+
+
 @router.get("/", response_class=HTMLResponse)
 async def search_page(request: Request) -> HTMLResponse:
-    return _page(request, "search.html", title="Search", nav="search")
+    return _page(request, "search.html", title="Search", nav="search", **_upload_context(request.app.state.settings))
 
 
 @router.get("/chat", response_class=HTMLResponse)
@@ -106,12 +131,23 @@ async def kbs_page(request: Request) -> HTMLResponse:
 
 @router.get("/kbs/{kb_id}", response_class=HTMLResponse)
 async def kb_page(request: Request, kb_id: str) -> HTMLResponse:
-    return _page(request, "kb.html", title="Knowledge base", nav="kbs", kb_id=kb_id)
+    upload = _upload_context(request.app.state.settings)
+    return _page(request, "kb.html", title="Knowledge base", nav="kbs", kb_id=kb_id, **upload)
+
+
+@router.get("/documents/{document_id}", response_class=HTMLResponse)
+async def document_page(request: Request, document_id: str) -> HTMLResponse:
+    return _page(request, "document.html", title="Document", nav="search", document_id=document_id)
 
 
 @router.get("/keys", response_class=HTMLResponse)
 async def keys_page(request: Request) -> HTMLResponse:
     return _page(request, "keys.html", title="API keys", nav="keys")
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account_page(request: Request) -> HTMLResponse:
+    return _page(request, "account.html", title="Your account", nav="account")
 
 
 @router.get("/admin", response_class=HTMLResponse)

@@ -1,35 +1,92 @@
-// Users (administrators only): list, create with a generated password shown once, disable and enable; and every
+// Users (administrators only): list, create or reset with a generated password shown once, unlock, disable and enable; and every
 // knowledge base with its real owner (names and counts, never contents).
 
 import { api, items } from "./api.js";
 import { run, start } from "./layout.js";
-import { $, badge, busy, clearError, confirmAction, copyText, el, fillTable, showError, timeElement } from "./ui.js";
+import { $, badge, busy, clearError, confirmAction, copyText, el, fillTable, formatDate, showError, timeElement } from "./ui.js";
 
 let me = null;
 
+const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+
+/** Whether failed logins hold the user back now: until when, or null. */
+function lockedUntil(user) {
+  const until = user.locked_until ? new Date(user.locked_until) : null;
+  return until && until > new Date() ? until : null;
+}
+
+function statusCell(user) {
+  if (!user.is_active) return el("td", {}, badge("disabled", "bad"));
+  const until = lockedUntil(user);
+  if (!until) return el("td", {}, badge("active", "ok"));
+  const when = el("time", { datetime: user.locked_until, title: formatDate(user.locked_until, { time: true }) }, timeFormat.format(until));
+  return el("td", {}, el("span", { class: "badge bad" }, "locked until ", when));
+}
+
 function userRow(user) {
   const actions = el("td", { class: "row-actions" });
+  const button = (label, kind, onclick) =>
+    el("button", { type: "button", class: `button small ${kind}`, onclick, "aria-label": `${label} ${user.email}` }, label);
+  if (lockedUntil(user)) actions.append(button("Unlock", "secondary", (e) => unlock(user, e.currentTarget)));
   if (String(user.id) !== String(me.id)) {
+    // Your own password is changed on the Account page, with the current one.
+    actions.append(button("Reset password", "secondary", (e) => resetPassword(user, e.currentTarget)));
     const label = user.is_active ? "Disable" : "Enable";
-    actions.append(
-      el("button", {
-        type: "button",
-        class: `button small ${user.is_active ? "danger" : "secondary"}`,
-        onclick: (e) => setActive(user, !user.is_active, e.currentTarget),
-        "aria-label": `${label} ${user.email}`,
-      }, label),
-    );
+    actions.append(button(label, user.is_active ? "danger" : "secondary", (e) => setActive(user, !user.is_active, e.currentTarget)));
   }
   return el(
     "tr",
     { dataset: { id: user.id } },
     el("td", {}, user.email),
     el("td", {}, user.is_admin ? badge("admin", "owner") : "User"),
-    el("td", {}, user.is_active ? badge("active", "ok") : badge("disabled", "bad")),
+    statusCell(user),
     el("td", {}, timeElement(user.created_at)),
     el("td", {}, user.last_login_at ? timeElement(user.last_login_at, { time: true }) : "Never"),
     actions,
   );
+}
+
+/** The card that shows a password once: for a new user, or after a reset. */
+function showPassword(title, email, password) {
+  $("#new-user-title").textContent = title;
+  $("#new-user-email").textContent = email;
+  $("#new-user-password").textContent = password || "";
+  $("#copy-status").textContent = "";
+  $("#new-user").hidden = false;
+  $("#new-user").focus();
+}
+
+async function resetPassword(user, button) {
+  const ok = await confirmAction({
+    title: "Reset password?",
+    message: `${user.email} gets a new password, shown to you once, and is logged out everywhere. Their API keys keep working.`,
+    confirmLabel: "Reset password",
+  });
+  if (!ok) return;
+  const error = $("#users-error");
+  clearError(error);
+  await busy(button, async () => {
+    try {
+      const data = await api(`/api/admin/users/${encodeURIComponent(user.id)}/password`, { method: "POST" });
+      showPassword("Password reset", user.email, data.password);
+    } catch (err) {
+      showError(error, err);
+    }
+  });
+}
+
+async function unlock(user, button) {
+  const error = $("#users-error");
+  clearError(error);
+  await busy(button, async () => {
+    try {
+      await api(`/api/admin/users/${encodeURIComponent(user.id)}/unlock`, { method: "POST" });
+      $("#users-status").textContent = `${user.email} can log in again at once.`;
+    } catch (err) {
+      showError(error, err);
+    }
+  });
+  await load();
 }
 
 function kbRow(kb) {
@@ -87,11 +144,7 @@ async function create(event) {
       });
       const user = data.user || data;
       form.reset();
-      $("#new-user-email").textContent = user.email;
-      $("#new-user-password").textContent = data.password || user.password || "";
-      $("#copy-status").textContent = "";
-      $("#new-user").hidden = false;
-      $("#new-user").focus();
+      showPassword("User created", user.email, data.password || user.password);
       await load();
     } catch (err) {
       showError(error, err);

@@ -1,9 +1,10 @@
 // The API client: JSON in and out, the CSRF header on writes, and the API's {"detail"} as the error message.
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, body = null) {
     super(detail);
     this.status = status;
+    this.body = body; // the whole error body, for errors that say more than `detail` (an upload's rejected files)
   }
 }
 
@@ -84,7 +85,7 @@ export async function api(path, { method = "GET", json, form, params, redirectOn
     location.assign(loginUrl());
     return new Promise(() => {}); // the page is going away; callers need not handle this
   }
-  if (!response.ok) throw new ApiError(response.status, detailOf(data, response));
+  if (!response.ok) throw new ApiError(response.status, detailOf(data, response), data);
   return data;
 }
 

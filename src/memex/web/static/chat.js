@@ -45,6 +45,8 @@ async function openSource(citation, opener) {
   $("#source-quote").replaceChildren(el("mark", {}, citation.quote || ""));
   const download = $("#source-download");
   download.hidden = true;
+  const open = $("#source-open");
+  open.hidden = true;
   $("#source-status").textContent = "Looking up the document…";
   dialog.addEventListener("close", () => opener && opener.isConnected && opener.focus(), { once: true });
   if (!dialog.open) dialog.showModal();
@@ -56,6 +58,9 @@ async function openSource(citation, opener) {
     download.download = String(doc.name || citation.path || "document").split("/").pop();
     download.textContent = `Download original (${formatBytes(doc.size)})`;
     download.hidden = false;
+    const chunk = citation.chunk_id === undefined || citation.chunk_id === null ? "" : `?chunk=${encodeURIComponent(citation.chunk_id)}`;
+    open.href = `/documents/${encodeURIComponent(doc.id)}${chunk}`;
+    open.hidden = false;
     $("#source-status").textContent = doc.indexed_at ? `Indexed ${formatDate(doc.indexed_at, { time: true })}.` : "";
   } catch (error) {
     if (request !== sourceRequest) return;

@@ -2,7 +2,7 @@
 
 import { api, items } from "./api.js";
 import { flash, run, start } from "./layout.js";
-import { acceptFiles, plural, uploadFiles } from "./uploads.js";
+import { acceptFiles, plural, showRejected, uploadFiles } from "./uploads.js";
 import { $, badge, busy, clearError, confirmAction, el, fillTable, formatBytes, kbLabels, refocus, showError, shown, timeElement } from "./ui.js";
 
 const kbId = document.body.dataset.kbId;
@@ -28,12 +28,17 @@ function documentRow(doc) {
   const status = el("td", { class: "status" }, badge(doc.status, STATUS_KIND[doc.status] || ""));
   if (doc.status === "failed" && doc.error) status.append(el("div", { class: "error-text small" }, doc.error));
   else if (doc.error) status.append(el("div", { class: "muted small" }, `Retrying after: ${doc.error}`));
+  if (doc.status === "failed" && doc.retryable === false) {
+    // The file itself is the problem: say so, rather than offer a retry that would fail the same way.
+    status.append(el("div", { class: "muted small" }, "Trying again would fail the same way: upload a repaired copy under the same name to replace it."));
+  }
+  if (doc.progress) status.append(progressOf(doc.progress, name));
   const actions = el(
     "td",
     { class: "row-actions" },
     el("a", { class: "button secondary small", href: fileUrl, download: file.split("/").pop(), "aria-label": `Download ${name}` }, "Download"),
   );
-  if (canWrite && doc.status === "failed") {
+  if (canWrite && doc.status === "failed" && doc.retryable !== false) {
     actions.append(el("button", { type: "button", class: "button secondary small", onclick: (e) => retry(doc, e.currentTarget), "aria-label": `Retry ${name}` }, "Retry"));
   }
   if (canWrite) {
@@ -50,12 +55,23 @@ function documentRow(doc) {
   );
 }
 
+/** How far indexing got: "120 of 300 chunks", with a bar. */
+function progressOf(progress, name) {
+  const label = `${progress.done} of ${progress.total} ${progress.unit || "chunks"}`;
+  return el(
+    "div",
+    { class: "progress muted small" },
+    el("progress", { max: progress.total, value: progress.done, "aria-label": `Indexing ${name}: ${label}` }),
+    el("span", {}, label),
+  );
+}
+
 /** Rows are replaced only when their document changed, so focus survives the polling. */
 function renderDocuments(docs) {
   const table = $("#docs-table");
   const previous = new Map([...table.tBodies[0].rows].map((row) => [row.dataset.id, row]));
   const rows = docs.map((doc) => {
-    const signature = JSON.stringify([doc.status, doc.error, doc.title, doc.size, doc.updated_at, canWrite]);
+    const signature = JSON.stringify([doc.status, doc.error, doc.retryable, doc.progress, doc.title, doc.size, doc.updated_at, canWrite]);
     const old = previous.get(String(doc.id));
     if (old && old.dataset.signature === signature) return old;
     const row = documentRow(doc);
@@ -87,10 +103,12 @@ async function upload(files) {
   const error = $("#upload-error");
   const status = $("#upload-status");
   clearError(error);
+  showRejected($("#upload-rejected"), []);
   status.textContent = `Uploading ${plural(files.length, "file")}…`;
   try {
-    const accepted = await uploadFiles(kbId, files);
-    status.textContent = `${plural(accepted.length, "file")} accepted.`;
+    const { accepted, rejected } = await uploadFiles(kbId, files, $("#file-input"));
+    status.textContent = accepted.length ? `${plural(accepted.length, "file")} accepted.` : "No file was added.";
+    showRejected($("#upload-rejected"), rejected);
   } catch (err) {
     status.textContent = "";
     showError(error, err);
@@ -145,10 +163,51 @@ async function loadMembers(isOwner) {
       const label = isMe && !isOwner ? "Leave" : "Remove";
       actions.append(el("button", { type: "button", class: "button danger small", onclick: () => removeMember(m, who, isMe), "aria-label": `${label} ${who}` }, label));
     }
-    return el("tr", { dataset: { userId: m.user_id } }, el("td", {}, who), el("td", {}, badge(ROLE_LABELS[m.role] || m.role, m.role)), actions);
+    const role = isOwner && m.role !== "owner" ? roleSelect(m, who) : badge(ROLE_LABELS[m.role] || m.role, m.role);
+    return el("tr", { dataset: { userId: m.user_id } }, el("td", {}, who), el("td", {}, role), actions);
   });
   fillTable($("#members-table"), null, rows);
   $("#members-table").hidden = false;
+  if (isOwner) await suggestPeople(members);
+}
+
+function roleSelect(member, who) {
+  const select = el(
+    "select",
+    { class: "role-select", "aria-label": `Role of ${who}`, onchange: (e) => changeRole(member, who, e.currentTarget) },
+    ...["viewer", "editor"].map((role) => el("option", { value: role, selected: role === member.role }, ROLE_LABELS[role])),
+  );
+  return select;
+}
+
+async function changeRole(member, who, select) {
+  const error = $("#share-error");
+  clearError(error);
+  select.disabled = true;
+  try {
+    const changed = await api(`${kbPath}/members/${encodeURIComponent(member.user_id)}`, { method: "PATCH", json: { role: select.value } });
+    member.role = changed.role;
+    $("#share-status").textContent = `${who} is now ${ROLE_LABELS[changed.role].toLowerCase()} of this knowledge base.`;
+  } catch (err) {
+    select.value = member.role;
+    showError(error, err);
+  } finally {
+    select.disabled = false;
+  }
+}
+
+/** Offer the people the server suggests (everyone for an admin, people you already share with otherwise),
+ * minus the members. Suggestions are a convenience: without them the field still takes any address. */
+async function suggestPeople(members) {
+  let emails = [];
+  try {
+    emails = (await api("/api/share-suggestions")).emails || [];
+  } catch {
+    return;
+  }
+  const taken = new Set(members.map((m) => String(m.email).toLowerCase()));
+  const options = emails.filter((email) => !taken.has(email.toLowerCase())).map((email) => el("option", { value: email }));
+  $("#share-people").replaceChildren(...options);
 }
 
 async function share(event) {

@@ -178,8 +178,11 @@ function renderList(rows, index, source, text) {
   return { node: stack[0].list, next: i };
 }
 
-/** `source` as a DocumentFragment; `text(string, offset)` makes the node for each run of plain text. */
-export function renderMarkdown(source, { text = plainText } = {}) {
+/**
+ * `source` as a DocumentFragment; `text(string, offset)` makes the node for each run of plain text. A heading of
+ * level n becomes h(n + headingOffset): answers sit below the page's h1 and h2, a document below its page's h1.
+ */
+export function renderMarkdown(source, { text = plainText, headingOffset = 2 } = {}) {
   const fragment = document.createDocumentFragment();
   const normalised = String(source || "").replace(/\r\n?/g, (m) => (m.length === 2 ? " \n" : "\n"));
   const rows = lines(normalised);
@@ -202,8 +205,7 @@ export function renderMarkdown(source, { text = plainText } = {}) {
     }
     const heading = HEADING.exec(line);
     if (heading) {
-      // Answer headings sit below the page's own h1/h2.
-      const level = Math.min(6, heading[1].length + 2);
+      const level = Math.min(6, heading[1].length + headingOffset);
       const content = line.replace(/[ \t]+#+[ \t]*$/, "");
       inline(fragment.appendChild(el(`h${level}`, { class: "md-heading" })), content.slice(heading[0].length), rows[i].start + heading[0].length, text);
       i += 1;

@@ -1,5 +1,6 @@
 // Search: query, KB filter, mode and page live in the URL, so results can be linked to and the back button works.
-// Passages of one document are shown under it; the same file in several KBs is one entry naming each KB.
+// Passages of one document are shown under it; the same file in several KBs is one entry naming each KB. A title
+// opens the document page at its passage; a passage's snippet can be expanded to the whole passage.
 
 import { api, items } from "./api.js";
 import { run, start } from "./layout.js";
@@ -17,13 +18,41 @@ function fileUrl(result) {
   return `/api/documents/${encodeURIComponent(result.document_id)}/file`;
 }
 
-function passage(result) {
+/** The document page, opened at this passage. */
+function documentUrl(result) {
+  const chunk = result.chunk_id === undefined || result.chunk_id === null ? "" : `?chunk=${encodeURIComponent(result.chunk_id)}`;
+  return `/documents/${encodeURIComponent(result.document_id)}${chunk}`;
+}
+
+/** The whole passage, its paragraphs kept. */
+function fullPassage(text) {
+  return el("div", { class: "full-passage", hidden: true }, el("p", {}, text));
+}
+
+/** One passage: where it is, its snippet, and (when cut) the whole passage on request; `link` adds a link to
+ * its place in the document (the title already opens the document at the best passage). */
+function passage(result, { link = false } = {}) {
   const where = [result.heading, result.location].filter(Boolean).join(" · ");
+  const snippet = el("p", { class: "snippet" }, snippetNodes(result.snippet || result.text));
+  // A snippet that already shows the whole passage needs no "Show full passage".
+  const cut = snippet.textContent.replace(/\s+/g, " ").trim() !== String(result.text).replace(/\s+/g, " ").trim();
+  const full = cut ? fullPassage(result.text) : null;
+  const toggle = cut ? el("button", { type: "button", class: "link-button show-full", "aria-expanded": "false" }, "Show full passage") : null;
+  toggle?.addEventListener("click", () => {
+    full.hidden = !full.hidden;
+    snippet.hidden = !full.hidden;
+    toggle.setAttribute("aria-expanded", String(!full.hidden));
+    toggle.textContent = full.hidden ? "Show full passage" : "Show less";
+  });
   return el(
     "div",
     { class: "passage" },
     where ? el("p", { class: "result-where" }, where) : null,
-    el("p", { class: "snippet" }, snippetNodes(result.snippet || result.text)),
+    snippet,
+    full,
+    toggle || link
+      ? el("p", { class: "passage-actions" }, toggle, link ? el("a", { href: documentUrl(result) }, "Open in document") : null)
+      : null,
   );
 }
 
@@ -45,7 +74,7 @@ function groups(found) {
 function renderGroup(group) {
   const { best } = group;
   const extra = group.passages.slice(1);
-  const list = el("div", { class: "more-passages", hidden: true }, ...extra.map(passage));
+  const list = el("div", { class: "more-passages", hidden: true }, ...extra.map((r) => passage(r, { link: true })));
   const toggle = extra.length
     ? el(
         "button",
@@ -62,7 +91,7 @@ function renderGroup(group) {
   return el(
     "li",
     { class: "result" },
-    el("h2", { class: "result-title" }, el("a", { href: fileUrl(best), target: "_blank", rel: "noopener" }, best.title || best.path)),
+    el("h2", { class: "result-title" }, el("a", { href: documentUrl(best) }, best.title || best.path)),
     el("p", { class: "result-path" }, best.path),
     passage(best),
     toggle,
@@ -72,7 +101,7 @@ function renderGroup(group) {
       { class: "result-foot" },
       kbs.length > 1 ? el("span", { class: "muted" }, "In") : null,
       ...kbs,
-      el("a", { href: fileUrl(best), target: "_blank", rel: "noopener" }, "Open source file"),
+      el("a", { href: fileUrl(best), download: String(best.path).split("/").pop() }, "Download"),
     ),
   );
 }

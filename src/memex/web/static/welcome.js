@@ -3,18 +3,24 @@
 
 import { api, items } from "./api.js";
 import { $, clearError, el, showError } from "./ui.js";
-import { acceptFiles, plural, uploadFiles } from "./uploads.js";
+import { acceptFiles, plural, showRejected, uploadFiles } from "./uploads.js";
 
 async function upload(kb, files) {
   if (!files.length) return;
   const status = $("#welcome-status");
   const error = $("#welcome-error");
   clearError(error);
+  showRejected($("#welcome-rejected"), []);
   status.textContent = `Uploading ${plural(files.length, "file")}…`;
   try {
-    const accepted = await uploadFiles(kb.id, files);
+    const { accepted, rejected } = await uploadFiles(kb.id, files, $("#welcome-file-input"));
+    showRejected($("#welcome-rejected"), rejected);
+    if (!accepted.length) {
+      status.textContent = "No file was added.";
+      return;
+    }
     status.replaceChildren(
-      `${plural(accepted.length, "file")} added: they can be searched once indexed, in a few moments. Follow their progress in `,
+      `${plural(accepted.length, "file")} added: ${accepted.length === 1 ? "it" : "they"} can be searched once indexed, in a few moments. Follow the progress in `,
       el("a", { href: `/kbs/${encodeURIComponent(kb.id)}` }, "your personal knowledge base"),
       ".",
     );
