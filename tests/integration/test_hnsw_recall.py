@@ -6,6 +6,7 @@ with the configured setting and the depth the service asks for, it must find nea
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import numpy as np
@@ -72,7 +73,7 @@ async def _top(runtime: Runtime, kb_id: uuid.UUID, queries: np.ndarray, **how: o
                 mode="vector",
                 filters=store.SqlFilters(kb_ids=[kb_id]),
                 query_text="",
-                query_vector=vector_literal(query),
+                query_vector=asyncio.sleep(0, result=vector_literal(query)),
                 limit=LIMIT,
                 **how,  # type: ignore[arg-type]
             )

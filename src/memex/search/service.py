@@ -168,7 +168,7 @@ async def _run(
         mode=request.mode,
         filters=filters,
         query_text=parsed.search_text,
-        query_vector=await _vector(embedding, clock),
+        query_vector=_vector(embedding, clock),
         limit=request.limit,
         candidates=candidates,
         ef_search=ef_search,
