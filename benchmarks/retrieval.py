@@ -190,7 +190,7 @@ async def evaluate(
         request = SearchRequest(
             query=text,
             limit=SEARCH_LIMIT,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             filters=SearchFilters(kb_ids=(kb_id,)),
             cutoff=cutoff,
         )
@@ -252,25 +252,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     await remember_index(runtime, key, kb_id=kb_id, seconds=index_seconds)
             by_path = {source_path(name, d, args.doc_format): d for d in doc_ids}
             scores = {}
+            judged = {"kb_id": kb_id, "queries": {q: all_queries[q] for q in qids}, "qrels": qrels, "by_path": by_path}
             for mode in modes:
                 # As people get them (the relevance cut-off applied), and without the cut-off, side by side.
-                scores[mode] = await evaluate(
-                    runtime,
-                    mode=mode,
-                    kb_id=kb_id,
-                    queries={q: all_queries[q] for q in qids},
-                    qrels=qrels,
-                    by_path=by_path,
-                )
-                uncut = await evaluate(
-                    runtime,
-                    mode=mode,
-                    kb_id=kb_id,
-                    queries={q: all_queries[q] for q in qids},
-                    qrels=qrels,
-                    by_path=by_path,
-                    cutoff=False,
-                )
+                scores[mode] = await evaluate(runtime, mode=mode, **judged)
+                uncut = await evaluate(runtime, mode=mode, cutoff=False, **judged)
                 scores[mode] |= {f"{name}_without_cutoff": value for name, value in uncut.items()}
         finally:
             await runtime.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -12,7 +12,9 @@ from memex.accounts.models import User
 from memex.api.app import create_app
 from memex.runtime import Runtime
 from memex.settings import Settings
-from tests.factories import Factory
+from tests.factories import BASE_URL, Factory
+
+ClientFrom = Callable[[str], httpx.AsyncClient]
 
 
 @pytest.fixture
@@ -47,3 +49,18 @@ async def alice(make: Factory) -> User:
 @pytest.fixture
 async def bob(make: Factory) -> User:
     return await make.user(email="bob@example.com")
+
+
+@pytest.fixture
+async def client_from(app: FastAPI) -> AsyncIterator[ClientFrom]:
+    """Clients connecting from a given address, as separate machines would."""
+    opened: list[httpx.AsyncClient] = []
+
+    def make(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        opened.append(httpx.AsyncClient(transport=transport, base_url=BASE_URL))
+        return opened[-1]
+
+    yield make
+    for client in opened:
+        await client.aclose()

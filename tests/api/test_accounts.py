@@ -4,18 +4,16 @@ changing a member's role, and whom sharing suggests."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 
 from memex.accounts.models import User
 from memex.kbs.access import Role
 from memex.runtime import Runtime
-from tests.factories import BASE_URL, PASSWORD, Factory
+from tests.api.conftest import ClientFrom
+from tests.factories import PASSWORD, Factory
 
 LOGIN = "/api/auth/login"
 CHANGE = "/api/auth/password"
@@ -35,21 +33,6 @@ async def _audit(runtime: Runtime, action: str) -> list[tuple[str | None, str | 
             {"action": action},
         )
         return [(str(r.actor_user_id) if r.actor_user_id else None, r.target_id, r.detail) for r in rows]
-
-
-@pytest.fixture
-async def client_from(app: FastAPI) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
-    """Clients connecting from a given address, as separate machines would."""
-    opened: list[httpx.AsyncClient] = []
-
-    def make(address: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, client=(address, 40000))
-        opened.append(httpx.AsyncClient(transport=transport, base_url=BASE_URL))
-        return opened[-1]
-
-    yield make
-    for client in opened:
-        await client.aclose()
 
 
 async def test_changing_your_password_needs_the_current_one_and_logs_out_your_other_sessions(
@@ -129,7 +112,7 @@ async def test_a_locked_account_shows_until_when_and_an_admin_unlocks_it(
     alice: User,
     bob: User,
     runtime: Runtime,
-    client_from: Callable[[str], httpx.AsyncClient],
+    client_from: ClientFrom,
 ) -> None:
     root = await make.as_user(admin)
     stranger = client_from(STRANGER)
@@ -159,7 +142,7 @@ async def test_a_locked_account_shows_until_when_and_an_admin_unlocks_it(
 
 
 async def test_a_lockout_ends_when_its_address_logs_in(
-    make: Factory, admin: User, alice: User, runtime: Runtime, client_from: Callable[[str], httpx.AsyncClient]
+    make: Factory, admin: User, alice: User, runtime: Runtime, client_from: ClientFrom
 ) -> None:
     stranger = client_from(STRANGER)
     for n in range(runtime.settings.login_max_attempts):

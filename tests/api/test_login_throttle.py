@@ -4,36 +4,17 @@ spraying many accounts from one address is rate-limited, and a disabled account 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 
 import httpx
-import pytest
-from fastapi import FastAPI
 
 from memex.accounts.models import User
 from memex.runtime import Runtime
-from tests.factories import BASE_URL, PASSWORD, Factory
+from tests.api.conftest import ClientFrom
+from tests.factories import PASSWORD, Factory
 
 LOGIN = "/api/auth/login"
 BAD_CREDENTIALS = {"detail": "invalid email or password"}
 ADDRESS_A, ADDRESS_B = "198.51.100.7", "203.0.113.9"
-
-ClientFrom = Callable[[str], httpx.AsyncClient]
-
-
-@pytest.fixture
-async def client_from(app: FastAPI) -> AsyncIterator[ClientFrom]:
-    """Clients connecting from a given address, as separate machines would."""
-    opened: list[httpx.AsyncClient] = []
-
-    def make(address: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, client=(address, 40000))
-        opened.append(httpx.AsyncClient(transport=transport, base_url=BASE_URL))
-        return opened[-1]
-
-    yield make
-    for client in opened:
-        await client.aclose()
 
 
 async def _login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
