@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from tokenizers import Encoding
 
 from memex.embeddings.base import Vectors, normalise
 from memex.embeddings.model_files import DIMENSION, MAX_TOKENS, MODEL_NAME, WEIGHTS_DIGEST, tokenizer
@@ -18,7 +19,8 @@ from memex.errors import ConfigurationError
 
 
 def onnx_path(cache_dir: Path) -> Path:
-    return cache_dir / f"{MODEL_NAME}-{WEIGHTS_DIGEST}.onnx"
+    # "-fused": the graph after the transformer optimizer (export.fuse); a plain export under the old name is not used.
+    return cache_dir / f"{MODEL_NAME}-{WEIGHTS_DIGEST}-fused.onnx"
 
 
 def ensure_onnx(cache_dir: Path) -> Path:
@@ -62,8 +64,7 @@ class LocalEmbedder:
         session = ort.InferenceSession(str(ensure_onnx(cache_dir)), options, providers=["CPUExecutionProvider"])
         return cls(session, batch_size=batch_size)
 
-    def _run(self, texts: Sequence[str]) -> Vectors:
-        encodings = self._tokenizer.encode_batch(list(texts))
+    def _run(self, encodings: Sequence[Encoding]) -> Vectors:
         width = min(MAX_TOKENS, max(len(e.ids) for e in encodings))
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -85,14 +86,15 @@ class LocalEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        # Batch texts of similar length together so little time goes into padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        # Tokenize once, then batch chunks of similar token counts together: padding is arithmetic for nothing.
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]
-            out[idx] = self._run([texts[i] for i in idx])
+            out[idx] = self._run([encodings[i] for i in idx])
         return out
 
     def embed_query(self, text: str) -> Vectors:
-        vector: Vectors = self._run([text])[0]
+        vector: Vectors = self._run(self._tokenizer.encode_batch([text]))[0]
         return vector
