@@ -69,7 +69,7 @@ def _tree_cpu(root: psutil.Process) -> float:
 def _machine_busy() -> float:
     """CPU seconds every core of the machine has been busy (not idle, not waiting for I/O) since boot."""
     t = psutil.cpu_times()
-    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
 
 def find_postmaster(url: str) -> psutil.Process | None:
