@@ -17,7 +17,7 @@ import pytest
 
 from memex.capacity import constants
 from memex.capacity.plan import GIN_PENDING_LIST_BYTES, estimate
-from memex.capacity.store import StoreSizes, per_chunk, sizes
+from memex.capacity.store import StoreSizes, per_chunk, sizes, use_gin_pending_list
 from memex.db.engine import libpq_url
 from memex.documents import store as documents
 from memex.ingest.folders import chunker_for
@@ -90,6 +90,8 @@ async def test_prediction_from_a_small_store_matches_a_10k_chunk_store(runtime: 
     rng = random.Random(7)
     async with runtime.engine.begin() as conn:
         kb_id = (await kbs.create(conn, name="capacity", owner_id=None)).id
+        # Measured as benchmarks/capacity.py measures: the full-text index's own growth, without its pending list.
+        await use_gin_pending_list(conn, enabled=False)
 
     await fill(runtime, kb_id, chunks=2_000, rng=rng)
     first = await settled_sizes(runtime)
@@ -104,6 +106,9 @@ async def test_prediction_from_a_small_store_matches_a_10k_chunk_store(runtime: 
     data_dir = tmp_path / "data"
     constants.save(measured, data_dir)
 
+    # The large store as it is used: new entries go through the pending list.
+    async with runtime.engine.begin() as conn:
+        await use_gin_pending_list(conn, enabled=True)
     await fill(runtime, kb_id, chunks=10_000, rng=rng)
     large = await settled_sizes(runtime)
     assert large.chunks >= 10_000
@@ -139,9 +144,10 @@ async def test_prediction_from_a_small_store_matches_a_10k_chunk_store(runtime: 
         "blobs_bytes": large.blobs_total,
         "database_bytes": large.database,
     }
-    # Within 20 %; GIN's file also holds its pending list, up to 4 MiB at any time, so it may be off by that much.
+    # Within 20 %. GIN's file also holds the pages of its pending list, which the estimate adds whole: anywhere from
+    # none (merged, and the pages reused by the index) to 4 MiB of them may be there, so GIN may be off by that too.
     slack = {name: 0.2 * value for name, value in actual.items()}
-    slack["gin_index_bytes"] = max(slack["gin_index_bytes"], GIN_PENDING_LIST_BYTES)
+    slack["gin_index_bytes"] += GIN_PENDING_LIST_BYTES
     off = {name: round(predicted[name] / actual[name], 3) for name in actual}
     assert all(abs(predicted[name] - actual[name]) <= slack[name] for name in actual), (off, large)
     # The same arithmetic in process.

@@ -58,6 +58,20 @@ async def sizes(conn: AsyncConnection) -> StoreSizes:
     return StoreSizes(**{k: int(v) for k, v in row._mapping.items()})
 
 
+# GIN's pending list (fastupdate) off or on. Off while constants are measured: its pages are allocated and recycled
+# in steps of up to 4 MB, which would swamp what a few thousand chunks add to the index itself; the estimate adds
+# the pending list as a term of its own.
+GIN_PENDING_LIST = {
+    True: sa.text("ALTER INDEX chunks_tsv_gin SET (fastupdate = on)"),
+    False: sa.text("ALTER INDEX chunks_tsv_gin SET (fastupdate = off)"),
+}
+
+
+async def use_gin_pending_list(conn: AsyncConnection, enabled: bool) -> None:
+    """Turn GIN's pending list off to measure the full-text index's own growth, and on again (the default)."""
+    await conn.execute(GIN_PENDING_LIST[enabled])
+
+
 def per_chunk(smaller: StoreSizes, larger: StoreSizes) -> dict[str, float]:
     """The storage constants, from the same store measured at two sizes: what each further chunk adds (so that
     fixed costs, such as the pages of GIN's pending list, are not spread over the chunks)."""
