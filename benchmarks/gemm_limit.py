@@ -75,6 +75,12 @@ def measure(*, batch: int = 32, tokens: int = 256, repeats: int = 5) -> dict[str
     return {"gflops": flops / seconds / 1e9, "batch": batch, "tokens": tokens}
 
 
+def rates_by_batch(*, batches: Sequence[int] = (4, 8, 32), tokens: int = 256, repeats: int = 5) -> dict[int, float]:
+    """GFLOP/s by batch size. The limit is the best of them: the hardware's, not our batching's (smaller batches
+    keep a layer's activations in cache, larger ones give MLAS bigger products)."""
+    return {b: measure(batch=b, tokens=tokens, repeats=repeats)["gflops"] for b in batches}
+
+
 def limit(token_counts: Sequence[int], gflops: float) -> dict[str, float]:
     """The chunks/s the measured GEMM rate allows for chunks of these (unpadded) lengths."""
     mean_flops = float(np.mean([flops_per_chunk(min(n, 256)) for n in token_counts]))

@@ -151,7 +151,11 @@ class Settings(BaseSettings):
     embedding_base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible embeddings API.")
     embedding_api_key: SecretStr | None = Field(default=None, description="API key for the embeddings API.")
     embedding_dimension: int = Field(default=384, ge=1, description="Dimension of the embedding model's vectors.")
-    embedding_batch_size: int = Field(default=32, ge=1, description="Chunks embedded per model call.")
+    embedding_batch_size: int = Field(
+        default=32,
+        ge=1,
+        description="Most chunks embedded per model call (long chunks go fewer: about 1,024 tokens a call).",
+    )
     embedding_timeout_seconds: float = Field(
         default=60, gt=0, description="Longest one call to the embeddings API may take, in seconds (openai provider)."
     )

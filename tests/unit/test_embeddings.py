@@ -37,3 +37,34 @@ def test_query_cache_skips_the_model(embedder: LocalEmbedder) -> None:
     cached.embed_query("gamma")  # evicts alpha, the least recently used
     cached.embed_query("alpha")
     assert (cached.hits, cached.misses) == (1, 4)
+
+
+class _Recording:
+    """The model's session, recording the shape of each call."""
+
+    def __init__(self, session: object) -> None:
+        self.session, self.shapes = session, []  # type: list[tuple[int, int]]
+
+    def run(self, names: object, feeds: dict[str, np.ndarray]) -> object:
+        self.shapes.append(feeds["input_ids"].shape)
+        return self.session.run(names, feeds)  # type: ignore[attr-defined]
+
+
+def test_the_batch_size_bounds_each_call_and_long_chunks_go_about_1024_tokens_a_call(embedder: LocalEmbedder) -> None:
+    short = [f"note number {n}" for n in range(10)]
+    long = [f"{n} " + "word " * 300 for n in range(6)]  # past the 256-token window
+    texts = long[:3] + short + long[3:]
+
+    by_default = _Recording(embedder._session)
+    vectors = LocalEmbedder(by_default, batch_size=32).embed_documents(texts)  # type: ignore[arg-type]
+    # The ten short notes in one call; the six long chunks four (4 × 256 = 1,024 tokens), then two.
+    assert by_default.shapes == [(10, by_default.shapes[0][1]), (4, 256), (2, 256)]
+    assert by_default.shapes[0][1] < 16
+
+    at_most_three = _Recording(embedder._session)
+    again = LocalEmbedder(at_most_three, batch_size=3).embed_documents(texts)  # type: ignore[arg-type]
+    # Three notes, three, three, then the last note with the first two long chunks (3 × 256 ≤ 1,024), three, one.
+    assert [rows for rows, _ in at_most_three.shapes] == [3, 3, 3, 3, 3, 1]
+    # However the texts are split, each keeps its own vector, in the order given.
+    assert np.allclose(vectors, again, atol=1e-4)
+    assert np.allclose(vectors[3], embedder.embed_query(short[0]), atol=1e-4)

@@ -44,6 +44,12 @@ def ensure_onnx(cache_dir: Path) -> Path:
     return path
 
 
+# Tokens of one model call (rows × padded width): four full 256-token chunks, 32 short ones. On 2 cores with 2 MiB
+# of L2 each, a layer's activations then stay in cache: 10 % more chunks/s than 32 full chunks a call (SciFact
+# abstracts, median of 6 alternated runs: 35.4 against 32.0), while short chunks still go 32 a call.
+TOKENS_PER_CALL = 1024
+
+
 class LocalEmbedder:
     """The bundled model, loaded once per process; thread-safe (ONNX Runtime sessions are)."""
 
@@ -90,10 +96,20 @@ class LocalEmbedder:
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), self._batch_size):
-            idx = order[start : start + self._batch_size]
+        for idx in self._calls(order, [min(len(e.ids), MAX_TOKENS) for e in encodings]):
             out[idx] = self._run([encodings[i] for i in idx])
         return out
+
+    def _calls(self, order: list[int], widths: list[int]) -> list[list[int]]:
+        """Split texts sorted by length into model calls: at most `batch_size` texts and, past one text, at most
+        TOKENS_PER_CALL tokens of padded width."""
+        calls: list[list[int]] = []
+        for i in order:
+            if calls and len(calls[-1]) < self._batch_size and (len(calls[-1]) + 1) * widths[i] <= TOKENS_PER_CALL:
+                calls[-1].append(i)
+            else:
+                calls.append([i])
+        return calls
 
     def embed_query(self, text: str) -> Vectors:
         vector: Vectors = self._run(self._tokenizer.encode_batch([text]))[0]
