@@ -37,8 +37,9 @@ class Constants:
 
 
 # Measured by `python benchmarks/capacity.py` on the development VM (2 shared vCPUs, busy with other work; embedded
-# PostgreSQL 16.2 with pgvector 0.6; all-MiniLM-L6-v2 at 256 tokens a chunk; SciFact abstracts). gin_bytes was not
-# measured reliably at that store size (GIN grows in steps of its pending list) and is an estimate. Measure your
+# PostgreSQL 16.2 with pgvector 0.6; all-MiniLM-L6-v2 at 256 tokens a chunk; SciFact abstracts). gin_bytes was
+# measured on 2026-12-08 with GIN's pending list off (between 3,000 and 6,000 chunks: 355 B), as the benchmark now
+# does: with it on, the index grows in steps of up to 4 MiB that swamp a small store's growth. Measure your
 # own installation: its CPU decides the rates, and your documents decide chunks per KB.
 DEFAULTS = Constants(
     measured_on="development VM, 2 shared vCPUs (benchmarks/capacity.py, 4,000-chunk store)",
@@ -47,7 +48,7 @@ DEFAULTS = Constants(
     chunks_per_text_kb=1.41,
     chunk_table_bytes=3690.0,
     hnsw_bytes=1861.0,
-    gin_bytes=900.0,
+    gin_bytes=355.0,
     chunk_btree_bytes=90.0,
     bm25_stats_bytes=525.0,
     document_bytes=727.0,
