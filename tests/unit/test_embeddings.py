@@ -68,3 +68,9 @@ def test_the_batch_size_bounds_each_call_and_long_chunks_go_about_1024_tokens_a_
     # However the texts are split, each keeps its own vector, in the order given.
     assert np.allclose(vectors, again, atol=1e-4)
     assert np.allclose(vectors[3], embedder.embed_query(short[0]), atol=1e-4)
+
+
+def test_the_model_threads_do_not_spin_between_calls(embedder: LocalEmbedder) -> None:
+    # Spinning threads take the cores from PostgreSQL between query embeddings (see LocalEmbedder.load).
+    options = embedder._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
