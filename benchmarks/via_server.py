@@ -3,8 +3,8 @@
 The documents are uploaded through the HTTP API (the real app over an in-process transport, with an API key),
 twenty files a request, with the worker stopped; then the worker starts as `memex serve` runs it (in the
 server's event loop, `IN_PROCESS_CONCURRENCY` jobs at a time) and the run is timed from its start to the last
-document indexed (the parsing sandbox started beforehand, as a running server has it). The raw embedding rate of the same chunk texts is measured before and after, in the same
-run, with the same model (the local ONNX model unless MEMEX_EMBEDDING_* say otherwise).
+document indexed (the parsing sandbox started beforehand, as a running server has it). The raw embedding rate
+of the same chunk texts is measured before and after, in the same run, with the same model (the local ONNX model unless MEMEX_EMBEDDING_* say otherwise).
 """
 
 from __future__ import annotations

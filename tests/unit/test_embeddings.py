@@ -43,7 +43,8 @@ class _Recording:
     """The model's session, recording the shape of each call."""
 
     def __init__(self, session: object) -> None:
-        self.session, self.shapes = session, []  # type: list[tuple[int, int]]
+        self.session = session
+        self.shapes: list[tuple[int, ...]] = []
 
     def run(self, names: object, feeds: dict[str, np.ndarray]) -> object:
         self.shapes.append(feeds["input_ids"].shape)
